@@ -1,0 +1,3 @@
+from sseproxy.cli import main
+
+main()

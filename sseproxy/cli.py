@@ -1,0 +1,351 @@
+"""The `sseproxy` command: run the proxy, serve demo events, work with scenarios.
+
+Exit status: 0 ok, 1 a check failed (an invalid scenario in `validate`), 2 a usage or
+configuration error. Errors a user can cause are one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+import trio
+
+from sseproxy import origin
+from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
+from sseproxy.faults import all_faults
+from sseproxy.journal import Journal
+from sseproxy.params import Param, render_value
+from sseproxy.proxy import Proxy, ProxySettings, Upstream
+from sseproxy.scenario import COMMON_FIELDS, Scenario, load_scenario, preset_names
+from sseproxy.server import listen, parse_hostport, serve_proxy
+from sseproxy.units import parse_duration
+
+__all__ = ["main"]
+
+
+class UsageProblem(click.ClickException):
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def _friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except (SseproxyError, UnitError) as error:
+        raise UsageProblem(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sseproxy")
+def main() -> None:
+    """A chaos proxy for Server-Sent Events.
+
+    Put it between an SSE client and server, give it a scenario (an nginx idle timeout,
+    a load balancer's limit, resets, latency...) and watch, per connection, who closed
+    the stream and why.
+
+    \b
+    Try it:  sseproxy run          (built-in demo server behind the proxy)
+             curl -N http://127.0.0.1:8080/events
+    """
+
+
+def _duration_option(value: str) -> float:
+    try:
+        return parse_duration(value, bare_seconds=True)
+    except UnitError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@main.command()
+@click.option(
+    "--listen",
+    "listen_at",
+    default="127.0.0.1:8080",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where clients connect.",
+)
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="The SSE server, e.g. http://127.0.0.1:9000. Default: start the built-in "
+    "demo server on a free port.",
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    metavar="FILE|PRESET",
+    help="Faults to inject: a TOML file or a preset name (sseproxy scenarios list).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["http", "tcp"]),
+    default="http",
+    show_default=True,
+    help="http understands requests and SSE; tcp relays raw bytes (any protocol).",
+)
+@click.option("--seed", type=int, help="Override the scenario's seed (replay a run exactly).")
+@click.option(
+    "--journal",
+    "journal_path",
+    metavar="FILE",
+    help="Append JSON Lines records per connection to FILE ('-' = stdout).",
+)
+@click.option(
+    "--connect-timeout",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    help="Give up connecting to the upstream after this long (then 504).",
+)
+def run(
+    listen_at: str,
+    upstream: str | None,
+    scenario_name: str | None,
+    mode: str,
+    seed: int | None,
+    journal_path: str | None,
+    connect_timeout: str,
+) -> None:
+    """Run the proxy.
+
+    \b
+    Examples:
+      sseproxy run
+      sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
+      sseproxy run --scenario idle.toml --journal run.jsonl
+
+    Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
+    """
+    with _friendly_errors():
+        host, port = parse_hostport(listen_at)
+        target = Upstream.parse(upstream) if upstream else None
+        scenario = load_scenario(scenario_name) if scenario_name else Scenario(name="none")
+        timeout = parse_duration(connect_timeout, bare_seconds=True)
+        if mode == "tcp" and any(
+            spec.match.path or spec.match.methods or spec.match.headers for spec in scenario.faults
+        ):
+            raise ConfigError("a fault with `match` needs HTTP requests; use --mode http")
+        out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
+        with _journal_stream(journal_path) as stream:
+            trio.run(_run, host, port, target, scenario, mode, seed, stream, timeout, out)
+
+
+@contextlib.contextmanager
+def _journal_stream(path: str | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdout
+    else:
+        try:
+            stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as error:
+            raise ConfigError(f"cannot write the journal {path}: {error.strerror}") from None
+        with stream:
+            yield stream
+
+
+async def _run(
+    host: str,
+    port: int,
+    upstream: Upstream | None,
+    scenario: Scenario,
+    mode: str,
+    seed: int | None,
+    journal_stream: TextIO | None,
+    connect_timeout: float,
+    out: TextIO,
+) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            builtin = upstream is None
+            if upstream is None:
+                origin_port = await nursery.start(
+                    origin.serve, "127.0.0.1", 0, origin.OriginSettings()
+                )
+                upstream = Upstream("127.0.0.1", origin_port)
+            listener = await listen(host, port)
+            bound = listener.socket.getsockname()[1]
+            journal = Journal(journal_stream)
+            settings = ProxySettings(upstream, "tcp" if mode == "tcp" else "http", connect_timeout)
+            proxy = Proxy(settings, scenario, journal, seed=seed)
+            journal.write(
+                "started", "-", listen=f"{host}:{bound}", upstream=str(upstream), mode=mode
+            )
+            await nursery.start(serve_proxy, proxy, listener)
+            shown = f"[{host}]" if ":" in host else host
+            what = "built-in demo server" if builtin else "upstream"
+            print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what} {upstream}", file=out)
+            faults = ", ".join(spec.name for spec in scenario.faults) or "none"
+            print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
+            if mode == "http":
+                path = "/events" if builtin else "/"
+                print(f"try: curl -N http://{shown}:{bound}{path}", file=out)
+            print("stop with Ctrl-C", file=out, flush=True)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+    print("stopped", file=out, flush=True)
+
+
+def _origin_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One CLI option per origin setting, help and parsing taken from its declaration."""
+    defaults = origin.OriginSettings()
+    for name, doc in reversed(list(origin.SETTING_DOCS.items())):
+        default = getattr(defaults, name)
+        shown = (
+            "none"
+            if default is None
+            else f"{default:g}"
+            if isinstance(default, float)
+            else str(default)
+        )
+        unit = f" [{doc.unit}]" if doc.unit else ""
+        command = click.option(
+            f"--{name}",
+            metavar=name.upper(),
+            default=None,
+            help=f"{doc.help}{unit} (default: {shown}).",
+        )(command)
+    return command
+
+
+@main.command()
+@click.option(
+    "--listen",
+    "listen_at",
+    default="127.0.0.1:9000",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where to serve.",
+)
+@_origin_options
+def serve(listen_at: str, **overrides: str | None) -> None:
+    """Serve demo SSE events (the built-in upstream).
+
+    \b
+    Endpoints:
+      /events   numbered events; query parameters override the defaults:
+                ?interval=0.5&heartbeat=0&hb=event&size=1KiB&count=100&retry=3000
+                resumes after the Last-Event-ID header
+      /status/N an empty response with status N
+      /echo     POST or PUT: the body back
+
+    \b
+    Example:
+      sseproxy serve --listen 127.0.0.1:9000 --heartbeat 0
+      curl -N 'http://127.0.0.1:9000/events?interval=250ms'
+    """
+    with _friendly_errors():
+        host, port = parse_hostport(listen_at)
+        values = {
+            name: origin.parse_setting(name, text)
+            for name, text in overrides.items()
+            if text is not None
+        }
+        settings = origin.OriginSettings(**values)
+        trio.run(_serve, host, port, settings)
+
+
+async def _serve(host: str, port: int, settings: origin.OriginSettings) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            try:
+                bound = await nursery.start(origin.serve, host, port, settings)
+            except OSError as error:
+                raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+            print(f"serving SSE on http://{host}:{bound}/events", flush=True)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+
+
+@main.group()
+def scenarios() -> None:
+    """List, show, validate and describe scenarios and faults."""
+
+
+@scenarios.command("list")
+def scenarios_list() -> None:
+    """The presets shipped with sseproxy (use one with `run --scenario NAME`)."""
+    for name in preset_names():
+        try:
+            description = load_scenario(name).description
+        except ScenarioError as error:
+            description = f"(invalid: {error})"
+        click.echo(f"{name:24} {description}")
+
+
+@scenarios.command("show")
+@click.argument("name")
+def scenarios_show(name: str) -> None:
+    """Print a preset's file (or any scenario file)."""
+    with _friendly_errors():
+        scenario = load_scenario(name)
+        assert scenario.path is not None
+        click.echo(Path(scenario.path).read_text(encoding="utf-8").rstrip())
+
+
+@scenarios.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def scenarios_validate(files: tuple[str, ...]) -> None:
+    """Check scenario files; exit 1 if any is invalid.
+
+    Example: sseproxy scenarios validate scenarios/*.toml
+    """
+    failed = 0
+    for file in files:
+        try:
+            scenario = load_scenario(file)
+        except ScenarioError as error:
+            failed += 1
+            click.echo(f"invalid  {error}")
+        else:
+            click.echo(f"ok       {file} ({len(scenario.faults)} faults)")
+    sys.exit(1 if failed else 0)
+
+
+def _describe_param(param: Param) -> str:
+    if param.required:
+        default = "required"
+    elif param.default is None or param.optional:
+        default = "optional"
+    else:
+        value = render_value(param, param.default)
+        default = (
+            f"default {value!r}"
+            if not isinstance(value, float) or math.isfinite(value)
+            else "default none"
+        )
+    return f"  {param.name:12} {param.help}\n  {'':12} {param.allowed()}; {default}"
+
+
+@scenarios.command("describe")
+@click.argument("fault", required=False)
+def scenarios_describe(fault: str | None) -> None:
+    """What each fault does and its parameters (all of it generated from the faults).
+
+    Example: sseproxy scenarios describe idle-timeout
+    """
+    faults = all_faults()
+    if fault is not None and fault not in faults:
+        raise UsageProblem(f"unknown fault {fault!r}; known: {', '.join(faults)}")
+    for name, cls in faults.items():
+        if fault is not None and name != fault:
+            continue
+        click.echo(f"{name}: {cls.summary}")
+        for param in cls.params:
+            click.echo(_describe_param(param))
+        click.echo()
+    click.echo("Fields every fault takes:")
+    for param in COMMON_FIELDS:
+        click.echo(_describe_param(param))

@@ -1,0 +1,123 @@
+"""What a fault is: a synchronous, socket-free decider, and the actions it may answer.
+
+Faults decide, the link acts. A fault is told about a piece of data, a timer it asked for,
+or the end of the stream, together with the current time, and answers with a list of
+actions. It never awaits and never sees a socket, so its tests are loops over
+(time, chunk) pairs and the link (`sseproxy.link`) is the only code that does I/O.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sseproxy.params import Param
+from sseproxy.sse import Event
+
+__all__ = [
+    "Action",
+    "Close",
+    "Deliver",
+    "End",
+    "Fault",
+    "Piece",
+    "Reset",
+    "Wake",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Bytes travelling through a link: a chunk as read, or one whole SSE block when framed.
+
+    `event` is the block's dispatched event (framed links only); a framed comment or
+    id-only block has `framed=True` and `event=None`.
+    """
+
+    data: bytes
+    framed: bool = False
+    event: Event | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Pass `piece` on (to the next fault, or to the peer) at time `at`."""
+
+    piece: Piece
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Call `on_timer` at `at` (replaces this fault's previous wake-up; None cancels it)."""
+
+    at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """End the stream cleanly after what was delivered (HTTP: terminating chunk; TCP: FIN)."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection after what was delivered, without a clean end of the body."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Abort at once with a TCP RST; anything not yet written is lost, as on a real reset."""
+
+    detail: str = ""
+
+
+Action = Deliver | Wake | End | Close | Reset
+Terminal = End | Close | Reset
+
+
+class Fault:
+    """Base of every fault: override the hooks whose default does not fit.
+
+    One instance serves one direction of one connection, so it may keep state freely.
+    Parameters arrive already validated and typed (durations in seconds, sizes in bytes).
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    """One line for `sseproxy scenarios describe`."""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
+        self.rng = rng
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> None:
+        """Refuse combinations of parameters that cannot work (raise ParamError)."""
+
+    def needs_events(self) -> bool:
+        """True when this fault must see whole SSE blocks rather than raw chunks."""
+        return False
+
+    def start(self, now: float) -> list[Action]:
+        """The fault becomes active on this connection (at its start, or when a window opens)."""
+        return []
+
+    def on_piece(self, piece: Piece, now: float) -> list[Action]:
+        return [Deliver(piece, now)]
+
+    def on_timer(self, now: float) -> list[Action]:
+        return []
+
+    def on_eof(self, now: float) -> list[Action]:
+        """The stream ended cleanly upstream of this fault; by default end it here too."""
+        return [End()]
+
+    def stop(self, now: float) -> list[Action]:
+        """The fault's window closed: hand back anything it holds (delivered in order)."""
+        return []

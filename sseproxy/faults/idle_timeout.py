@@ -1,0 +1,66 @@
+"""idle-timeout: cut a stream that stayed silent too long (nginx `proxy_read_timeout`).
+
+nginx, ALB, Heroku and friends time the gap between two reads from upstream: any byte
+resets the timer, which is why a comment heartbeat keeps a stream alive through nginx.
+Clients and SDKs that only see *events* time differently (`counts = "events"`), and
+comment heartbeats do not help there: the user story's drop in one parameter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sseproxy.faults import register
+from sseproxy.faults.base import Action, Close, Deliver, End, Fault, Piece, Reset, Wake
+from sseproxy.params import Param
+from sseproxy.units import format_duration
+
+_STOPS: dict[str, Callable[[str], Action]] = {"close": Close, "reset": Reset, "end": End}
+
+
+@register
+class IdleTimeout(Fault):
+    name = "idle-timeout"
+    summary = "End the stream when nothing (or no event) arrives for `timeout`."
+    params = (
+        Param("timeout", "duration", "Longest silence allowed.", minimum=0.001),
+        Param(
+            "counts",
+            "choice",
+            "What resets the timer: any byte (proxies) or only SSE events (clients, SDKs).",
+            default="bytes",
+            choices=("bytes", "events"),
+        ),
+        Param(
+            "action",
+            "choice",
+            "How it ends: close (FIN, no clean end of the body), reset (RST), "
+            "end (a clean end of the response).",
+            default="close",
+            choices=("close", "reset", "end"),
+        ),
+    )
+
+    def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
+        super().__init__(settings, rng)
+        self.timeout: float = settings["timeout"]
+        self.counts: str = settings["counts"]
+        self.action: str = settings["action"]
+
+    def needs_events(self) -> bool:
+        return self.counts == "events"
+
+    def start(self, now: float) -> list[Action]:
+        return [Wake(now + self.timeout)]
+
+    def on_piece(self, piece: Piece, now: float) -> list[Action]:
+        if self.counts == "bytes" or piece.event is not None:
+            return [Deliver(piece, now), Wake(now + self.timeout)]
+        return [Deliver(piece, now)]
+
+    def on_timer(self, now: float) -> list[Action]:
+        what = "byte" if self.counts == "bytes" else "event"
+        detail = f"no {what} for {format_duration(self.timeout)}"
+        return [_STOPS[self.action](detail)]

@@ -1,0 +1,43 @@
+"""latency: every piece arrives `delay` ± `jitter` late, in order, without throttling.
+
+Reading goes on while earlier pieces wait, so a 200 ms delay on a 1 MB/s stream still
+carries 1 MB/s: this is a slow network, not a slow link (that is `bandwidth`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from sseproxy.faults import register
+from sseproxy.faults.base import Action, Deliver, Fault, Piece
+from sseproxy.params import Param
+
+
+@register
+class Latency(Fault):
+    name = "latency"
+    summary = "Delay every piece by `delay` ± `jitter`, keeping order (a slow network path)."
+    params = (
+        Param("delay", "duration", "How late each piece arrives.", default=0.2, minimum=0),
+        Param(
+            "jitter",
+            "duration",
+            "Random spread around `delay` (uniform, per piece, from the connection's seed).",
+            default=0.0,
+            minimum=0,
+        ),
+    )
+
+    def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
+        super().__init__(settings, rng)
+        self.delay: float = settings["delay"]
+        self.jitter: float = settings["jitter"]
+        self.last = -math.inf
+
+    def on_piece(self, piece: Piece, now: float) -> list[Action]:
+        spread = self.rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+        self.last = max(self.last, now + max(0.0, self.delay + spread))
+        return [Deliver(piece, self.last)]

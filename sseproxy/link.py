@@ -1,0 +1,322 @@
+"""One direction of a connection: pump bytes from a source to a sink, doing what faults say.
+
+Theory of operation. The faults of one direction form a chain of stages; the sink is the
+stage after the last fault. Everything that travels is an *item*: a `Piece` of data or a
+`_Stop` (end, close or reset). An item handed to stage j at time `at` waits in a heap
+until then (in order: a stage's due times never decrease), is given to fault j, and
+whatever fault j delivers moves on to stage j+1. Items reaching the sink queue are written
+by the writer task at their due time. Three tasks share the work:
+
+- the reader reads the source (continuing while earlier pieces wait: latency does not
+  throttle) and feeds stage 0, ending with a `_Stop` for the source's end or failure;
+- the timer task sleeps until the earliest due item, fault wake-up or window edge;
+- the writer writes the sink queue and performs the final stop.
+
+A stop travels in order behind the data its stage already delivered, so "reset after 10
+bytes" reaches the peer as exactly 10 bytes and then an RST. Once a stage has passed a
+stop on, later input to it is discarded. With no fault at all, `pump` copies bytes
+straight across (the fast path).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+from sseproxy.faults.base import Action, Close, Deliver, End, Fault, Piece, Reset, Wake
+from sseproxy.sse import Framer
+from sseproxy.transport import Sink
+
+__all__ = ["FaultSlot", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
+
+CHUNK = 65536
+MAX_IN_FLIGHT = 4 * 1024 * 1024
+"""Bytes waiting inside a link before the reader pauses (backpressure toward the source)."""
+
+StopKind = Literal["end", "close", "reset"]
+Observer = Callable[[bytes], None]
+FiredHook = Callable[[str, str, str], None]
+"""(fault name, action, detail) -> None: a fault changed the stream's fate."""
+
+
+@dataclass
+class FaultSlot:
+    """One fault in a link's chain, with the span of time it is active (trio clock)."""
+
+    name: str
+    fault: Fault
+    active_from: float = -math.inf
+    active_until: float = math.inf
+    active: bool = False
+    done: bool = False
+    wake_token: int = 0
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """How a direction ended: its final stop and who caused it.
+
+    `origin` is a fault's name, or None when the source ended (`error` tells whether it
+    failed) or the sink failed (`kind` is then "sink-error").
+    """
+
+    kind: StopKind | Literal["sink-error"]
+    origin: str | None = None
+    detail: str = ""
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    kind: StopKind
+    origin: str | None
+    detail: str = ""
+    error: BaseException | None = None
+
+
+_Item = Piece | _Stop
+_STOPS: dict[type, StopKind] = {End: "end", Close: "close", Reset: "reset"}
+
+
+async def pump(source: trio.abc.ReceiveStream, sink: Sink, observe: Observer | None) -> LinkResult:
+    """The fast path: no fault on this direction, so copy bytes as they arrive."""
+    try:
+        while True:
+            data = bytes(await source.receive_some(CHUNK))
+            if not data:
+                break
+            try:
+                await sink.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                return LinkResult("sink-error", error=error)
+            if observe is not None:
+                observe(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+        await sink.close()
+        return LinkResult("close", error=error)
+    try:
+        await sink.end()
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+        return LinkResult("sink-error", error=error)
+    return LinkResult("end")
+
+
+async def run_link(
+    source: trio.abc.ReceiveStream,
+    sink: Sink,
+    slots: Sequence[FaultSlot],
+    *,
+    observe: Observer | None = None,
+    fired: FiredHook | None = None,
+) -> LinkResult:
+    """Relay one direction through `slots`; returns once the sink has been ended or failed."""
+    if not slots:
+        return await pump(source, sink, observe)
+    return await _Link(source, sink, list(slots), observe, fired).run()
+
+
+@dataclass
+class _Link:
+    source: trio.abc.ReceiveStream
+    sink: Sink
+    slots: list[FaultSlot]
+    observe: Observer | None
+    fired: FiredHook | None
+    framer: Framer | None = None
+    heap: list[tuple[float, int, int, str, object]] = field(default_factory=list)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+    last_due: list[float] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
+    queue: deque[tuple[float, _Item]] = field(default_factory=deque)
+    in_flight: int = 0
+    queue_changed: trio.Event = field(default_factory=trio.Event)
+    room: trio.Event = field(default_factory=trio.Event)
+    timer_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    reader_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    async def run(self) -> LinkResult:
+        stages = len(self.slots) + 1
+        self.last_due = [-math.inf] * stages
+        self.waiting = [0] * stages
+        if any(slot.fault.needs_events() for slot in self.slots):
+            self.framer = Framer()
+        now = trio.current_time()
+        for index, slot in enumerate(self.slots):
+            if slot.active_from <= now < slot.active_until:
+                self._activate(index, now)
+            elif now < slot.active_from:
+                self._schedule(slot.active_from, "activate", index, None)
+            if slot.active_until < math.inf:
+                self._schedule(slot.active_until, "deactivate", index, None)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read)
+            nursery.start_soon(self._timers)
+            result = await self._write()
+            nursery.cancel_scope.cancel()
+        return result
+
+    # -- the three tasks ----------------------------------------------------------------
+
+    async def _read(self) -> None:
+        with self.reader_scope:
+            try:
+                while True:
+                    while self.in_flight > MAX_IN_FLIGHT:
+                        self.room = trio.Event()
+                        await self.room.wait()
+                    data = bytes(await self.source.receive_some(CHUNK))
+                    now = trio.current_time()
+                    if not data:
+                        break
+                    if self.framer is None:
+                        self._send(0, Piece(data), now, now)
+                        continue
+                    for block in self.framer.feed(data):
+                        self._send(0, Piece(block.raw, True, block.event), now, now)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                self._flush_framer()
+                now = trio.current_time()
+                self._send(0, _Stop("close", None, str(error), error), now, now)
+                return
+            self._flush_framer()
+            now = trio.current_time()
+            self._send(0, _Stop("end", None), now, now)
+
+    def _flush_framer(self) -> None:
+        if self.framer is not None and (rest := self.framer.close()):
+            now = trio.current_time()
+            self._send(0, Piece(rest), now, now)
+
+    async def _timers(self) -> None:
+        while True:
+            deadline = self.heap[0][0] if self.heap else math.inf
+            with trio.CancelScope(deadline=deadline) as self.timer_scope:
+                await trio.sleep_forever()
+            now = trio.current_time()
+            while self.heap and self.heap[0][0] <= now:
+                _, _, index, kind, payload = heapq.heappop(self.heap)
+                self._dispatch(index, kind, payload, now)
+
+    async def _write(self) -> LinkResult:
+        while True:
+            while not self.queue:
+                self.queue_changed = trio.Event()
+                await self.queue_changed.wait()
+            at, item = self.queue[0]
+            await trio.sleep_until(at)
+            self.queue.popleft()
+            try:
+                if isinstance(item, Piece):
+                    self._release(len(item.data))
+                    await self.sink.send_all(item.data)
+                    if self.observe is not None:
+                        self.observe(item.data)
+                    continue
+                self.reader_scope.cancel()
+                await {"end": self.sink.end, "close": self.sink.close, "reset": self.sink.reset}[
+                    item.kind
+                ]()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                return LinkResult("sink-error", error=error)
+            return LinkResult(item.kind, item.origin, item.detail, item.error)
+
+    # -- moving items between stages ---------------------------------------------------
+
+    def _send(self, stage: int, item: _Item, at: float, now: float) -> None:
+        """Hand `item` to `stage` at `at` (never before what that stage already has)."""
+        at = max(at, self.last_due[stage])
+        self.last_due[stage] = at
+        if isinstance(item, Piece):
+            self.in_flight += len(item.data)
+        if stage == len(self.slots):
+            self.queue.append((at, item))
+            self.queue_changed.set()
+        elif at <= now and not self.waiting[stage]:
+            self._arrive(stage, item, now)
+        else:
+            self.waiting[stage] += 1
+            self._schedule(at, "item", stage, item)
+
+    def _arrive(self, stage: int, item: _Item, now: float) -> None:
+        if isinstance(item, Piece):
+            self._release(len(item.data))
+        slot = self.slots[stage]
+        if slot.done:
+            return
+        if not slot.active:
+            if isinstance(item, Piece):
+                self._send(stage + 1, item, now, now)
+            else:
+                self._pass_stop(stage, item, now)
+        elif isinstance(item, Piece):
+            self._apply(stage, slot.fault.on_piece(item, now), now)
+        elif item.kind == "end":
+            self._apply(stage, slot.fault.on_eof(now), now, upstream_stop=item)
+        else:
+            self._pass_stop(stage, item, now)
+
+    def _pass_stop(self, stage: int, stop: _Stop, now: float) -> None:
+        self.slots[stage].done = True
+        self._send(stage + 1, stop, now, now)
+
+    def _apply(
+        self, stage: int, actions: list[Action], now: float, upstream_stop: _Stop | None = None
+    ) -> None:
+        slot = self.slots[stage]
+        for action in actions:
+            if isinstance(action, Deliver):
+                self._send(stage + 1, action.piece, action.at, now)
+            elif isinstance(action, Wake):
+                slot.wake_token += 1
+                if action.at is not None:
+                    self._schedule(action.at, "wake", stage, slot.wake_token)
+            else:
+                kind = _STOPS[type(action)]
+                if upstream_stop is not None and kind == "end" and not action.detail:
+                    stop = upstream_stop  # the fault let the source's own end through
+                else:
+                    stop = _Stop(kind, slot.name, action.detail)
+                    if self.fired is not None:
+                        self.fired(slot.name, kind, action.detail)
+                self.reader_scope.cancel()
+                self._pass_stop(stage, stop, now)
+                return
+
+    def _dispatch(self, stage: int, kind: str, payload: object, now: float) -> None:
+        slot = self.slots[stage] if stage < len(self.slots) else None
+        if kind == "item":
+            self.waiting[stage] -= 1
+            assert isinstance(payload, Piece | _Stop)
+            self._arrive(stage, payload, now)
+        elif slot is None or slot.done:
+            return
+        elif kind == "wake":
+            if payload == slot.wake_token and slot.active:
+                self._apply(stage, slot.fault.on_timer(now), now)
+        elif kind == "activate":
+            self._activate(stage, now)
+        elif kind == "deactivate" and slot.active:
+            slot.active = False
+            slot.wake_token += 1
+            self._apply(stage, slot.fault.stop(now), now)
+
+    def _activate(self, stage: int, now: float) -> None:
+        self.slots[stage].active = True
+        self._apply(stage, self.slots[stage].fault.start(now), now)
+
+    def _schedule(self, at: float, kind: str, stage: int, payload: object) -> None:
+        heapq.heappush(self.heap, (at, next(self.seq), stage, kind, payload))
+        if at < self.timer_scope.deadline:
+            self.timer_scope.deadline = at
+
+    def _release(self, size: int) -> None:
+        self.in_flight -= size
+        if self.in_flight <= MAX_IN_FLIGHT:
+            self.room.set()

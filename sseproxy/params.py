@@ -1,0 +1,138 @@
+"""Parameter declarations: each fault states its knobs once, here is what that means.
+
+Scenario validation, `sseproxy scenarios describe`, the generated docs and the hypothesis
+strategies all read these declarations, so a fault never restates its own parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sseproxy.errors import UnitError
+from sseproxy.units import format_duration, format_size, parse_duration, parse_size
+
+__all__ = ["REQUIRED", "Kind", "Param", "ParamError", "render_value"]
+
+Kind = Literal["duration", "size", "int", "float", "bool", "choice", "str"]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Default of a parameter the scenario must give."""
+
+
+class ParamError(ValueError):
+    """A value refused by a declaration; the message says what was given and what is allowed.
+
+    `field` names the parameter when the check that failed concerns a particular one
+    (cross-field checks in `Fault.check` set it; `Param.parse` leaves it to the caller).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a fault: its type and unit, default, bounds and a one-line help."""
+
+    name: str
+    kind: Kind
+    help: str
+    default: Any = REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+    """True when the parameter may be absent with no default (its value is then None)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and not self.optional
+
+    def allowed(self) -> str:
+        """What a user may write, in words: the second half of every error message."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        words = {
+            "duration": "a duration with a unit such as '250ms' or '15s'",
+            "size": "a size with a unit such as '100B' or '4KiB'",
+            "int": "a whole number",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "a string",
+        }[self.kind]
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self._show(self.minimum)}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self._show(self.maximum)}")
+        return words + (f" ({' and '.join(bounds)})" if bounds else "")
+
+    def parse(self, value: Any) -> Any:
+        """Turn a TOML value into the typed value a fault receives, or raise ParamError."""
+        parsed = self._convert(value)
+        if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            if self.minimum is not None and parsed < self.minimum:
+                raise ParamError(f"{value!r} is below the minimum; allowed: {self.allowed()}")
+            if self.maximum is not None and parsed > self.maximum:
+                raise ParamError(f"{value!r} is above the maximum; allowed: {self.allowed()}")
+        return parsed
+
+    def _convert(self, value: Any) -> Any:
+        wrong = ParamError(f"{value!r} is not allowed; allowed: {self.allowed()}")
+        if self.kind in ("duration", "size"):
+            if not isinstance(value, str):
+                raise wrong
+            try:
+                return parse_duration(value) if self.kind == "duration" else parse_size(value)
+            except UnitError as error:
+                raise ParamError(str(error)) from None
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong
+            return value
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise wrong
+            if not math.isfinite(value):
+                raise wrong
+            return float(value)
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise wrong
+            return value
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise wrong
+            return value
+        if not isinstance(value, str):
+            raise wrong
+        return value
+
+    def _show(self, number: float) -> str:
+        if self.kind == "duration":
+            return format_duration(number)
+        if self.kind == "size":
+            return format_size(int(number))
+        return f"{number:g}"
+
+
+def render_value(param: Param, value: Any) -> Any:
+    """The TOML spelling of a typed value (inverse of `Param.parse`)."""
+    if value is None:
+        return None
+    if param.kind == "duration":
+        return format_duration(value)
+    if param.kind == "size":
+        return format_size(value)
+    return value

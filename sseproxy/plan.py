@@ -1,0 +1,67 @@
+"""From a scenario to each connection's faults: who gets what, and when it acts.
+
+Selection is deterministic: each connection draws from its own RNG derived from
+(seed, connection number, fault index), so a run replays identically whatever the
+interleaving, and adding a fault never changes the draws of the others.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from sseproxy.link import FaultSlot
+from sseproxy.scenario import RequestInfo, Scenario
+
+__all__ = ["Chains", "Plan"]
+
+
+@dataclass
+class Chains:
+    """The fault slots of one connection, per direction (`down` = server to client)."""
+
+    down: list[FaultSlot] = field(default_factory=list)
+    up: list[FaultSlot] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return sorted({slot.name for slot in self.down + self.up})
+
+
+@dataclass
+class Plan:
+    """The scenario in force, with the counters that `every` and `first` need."""
+
+    scenario: Scenario
+    seed: int
+    started: float
+    """trio time at which scenario time is 0."""
+    counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.scenario.faults)
+
+    def chains(self, number: int, request: RequestInfo | None, now: float) -> Chains:
+        """The faults for connection `number` (1-based) starting at trio time `now`."""
+        chains = Chains()
+        for index, spec in enumerate(self.scenario.faults):
+            if not spec.match.matches(request):
+                continue
+            self.counts[index] += 1
+            nth = self.counts[index]
+            if spec.first is not None and nth > spec.first:
+                continue
+            if nth % spec.every:
+                continue
+            draw = random.Random(f"{self.seed}:{number}:{index}")
+            if draw.random() >= spec.probability:
+                continue
+            until = self.started + spec.window.end
+            if until <= now:
+                continue
+            since = max(self.started + spec.window.start, now + spec.after)
+            directions = ("down", "up") if spec.direction == "both" else (spec.direction,)
+            for direction in directions:
+                rng = random.Random(f"{self.seed}:{number}:{index}:{direction}")
+                slot = FaultSlot(spec.name, spec.fault_class(spec.settings, rng), since, until)
+                (chains.down if direction == "down" else chains.up).append(slot)
+        return chains

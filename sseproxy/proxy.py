@@ -1,0 +1,126 @@
+"""The proxy's state shared by all connections: settings, scenario plan, journal, upstream.
+
+A connection handler gets a `Proxy` and a `trio.abc.Stream`; whether that stream is a
+socket or one end of a memory stream pair is not its business (nor is the upstream's:
+`connect` may be replaced, which is how in-memory tests and `sseproxy.testing` work).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import trio
+
+from sseproxy.errors import ConfigError
+from sseproxy.journal import Journal
+from sseproxy.plan import Plan
+from sseproxy.scenario import Scenario
+from sseproxy.transport import connect
+
+__all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
+
+Connector = Callable[[], Awaitable[trio.abc.Stream]]
+Mode = Literal["http", "tcp"]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Upstream:
+        """'http://localhost:9000', 'localhost:9000' or ':9000' (loopback)."""
+        parts = urlsplit(text if "//" in text else f"//{text}")
+        if parts.scheme not in ("", "http", "tcp"):
+            raise ConfigError(
+                f"upstream {text!r}: scheme {parts.scheme!r} is not supported; use http:// "
+                "(for TLS upstreams use --mode tcp)"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"upstream {text!r}: the port is not a number") from None
+        if port is None:
+            port = 80 if parts.scheme == "http" else None
+        if port is None:
+            raise ConfigError(f"upstream {text!r}: give a port, e.g. http://127.0.0.1:9000")
+        if parts.path not in ("", "/"):
+            raise ConfigError(f"upstream {text!r}: give no path; requests keep their own")
+        return cls(parts.hostname or "127.0.0.1", port)
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == 80 else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"http://{self.authority}"
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    upstream: Upstream
+    mode: Mode = "http"
+    connect_timeout: float = 10.0
+    max_head_size: int = 16 * 1024
+    """Largest request or response head accepted (431 / 502 beyond it)."""
+
+
+class Proxy:
+    """Numbering, fault selection and the journal for every connection of one proxy run."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        scenario: Scenario,
+        journal: Journal | None = None,
+        *,
+        seed: int | None = None,
+        connector: Connector | None = None,
+    ) -> None:
+        self.settings = settings
+        if seed is None:
+            seed = scenario.seed if scenario.seed is not None else random.randrange(2**32)
+        self.seed = seed
+        self.journal = journal or Journal(scenario=scenario.name, seed=seed)
+        self.journal.scenario, self.journal.seed = scenario.name, seed
+        self.plan = Plan(scenario, seed, trio.current_time())
+        self.connector = connector
+        self.connections = 0
+        self.exchanges = 0
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.plan.scenario
+
+    @property
+    def counts_events(self) -> bool:
+        """Frame SSE responses to count events for the journal (off when nobody reads it)."""
+        return (
+            self.journal.stream is not None or self.journal.keep or bool(self.journal.subscribers)
+        )
+
+    def next_exchange(self) -> int:
+        self.exchanges += 1
+        return self.exchanges
+
+    async def connect(self) -> trio.abc.Stream:
+        if self.connector is not None:
+            return await self.connector()
+        upstream = self.settings.upstream
+        return await connect(upstream.host, upstream.port, self.settings.connect_timeout)
+
+    async def handle(self, stream: trio.abc.Stream, client: str = "memory") -> None:
+        """Serve one accepted connection until it ends; never raises for network trouble."""
+        from sseproxy.http import HttpConnection
+        from sseproxy.tcp import TcpConnection
+
+        self.connections += 1
+        conn_id = f"c{self.connections}"
+        handler = HttpConnection if self.settings.mode == "http" else TcpConnection
+        await handler(self, stream, conn_id, client).run()

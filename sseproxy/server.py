@@ -1,0 +1,66 @@
+"""Listeners and the accept loop: sockets in, `Proxy.handle` per connection, clean shutdown.
+
+This is the only layer that knows connections are sockets. On EMFILE and friends the
+accept loop pauses briefly instead of dying (as trio's own `serve_listeners` does).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+
+from sseproxy.errors import ConfigError
+from sseproxy.proxy import Proxy
+
+__all__ = ["listen", "parse_hostport", "serve_proxy"]
+
+
+def parse_hostport(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """'127.0.0.1:8080', ':8080', '8080' or '[::1]:8080' -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return host, int(port)
+
+
+async def listen(host: str, port: int) -> trio.SocketListener:
+    """One listening socket, or a ConfigError that says what went wrong."""
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    for extra in listeners[1:]:
+        await extra.aclose()
+    return listeners[0]
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return "unknown"
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+
+
+async def serve_proxy(
+    proxy: Proxy,
+    listener: trio.SocketListener,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept until cancelled; each connection runs in its own task, errors stay its own."""
+    async with trio.open_nursery() as nursery:
+        task_status.started()
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError:  # EMFILE, ENFILE, ENOBUFS: back off, keep serving the rest
+                    await trio.sleep(0.1)
+                    continue
+                stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+                nursery.start_soon(proxy.handle, stream, _peer(stream))

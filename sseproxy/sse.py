@@ -1,0 +1,228 @@
+"""Incremental, spec-exact framing of a `text/event-stream` body into blocks.
+
+A chaos proxy must relay what the upstream sent byte for byte (clients should see the
+server's own framing, comments and line endings), yet drop, delay or duplicate *whole*
+events. So the framer does not re-serialise anything: it cuts the byte stream into
+`Block`s at every blank line and hands each one back with its exact `raw` bytes and what a
+browser's EventSource would make of it. Concatenating every `raw` from `Framer.feed` and
+the bytes from `Framer.close` gives back the input exactly, however it was chunked.
+
+Parsing follows the WHATWG HTML "Server-sent events" section ("Parsing an event stream",
+"Interpreting an event stream") to the letter, because the faults we reproduce are often
+exactly the corner cases (CR-only line ends, a CRLF split across TCP segments, an `id`
+that arrives without data) where hand-rolled parsers disagree with browsers.
+
+Lines are decoded one value at a time rather than as one stream: CR, LF and ':' are ASCII,
+and a UTF-8 decoder that meets an ASCII byte inside a broken sequence emits U+FFFD and
+resynchronises on it, so the result is the same as decoding the whole stream first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+__all__ = ["Block", "Event", "Framer"]
+
+_BOM = b"\xef\xbb\xbf"
+_CR = 0x0D
+_LF = 0x0A
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What EventSource would dispatch to the page (a MessageEvent's type/data/lastEventId)."""
+
+    type: str
+    """The event type: "message" unless an `event` field with a non-empty value said otherwise."""
+    data: str
+    """The `data` field values joined by "\\n" (the spec's buffer minus its final LF)."""
+    id: str
+    """The source's last event ID string at dispatch; an event without `id` inherits it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Everything up to and including one blank line: the unit a proxy may drop or delay."""
+
+    raw: bytes
+    """The exact bytes of this block, from the end of the previous block through the line
+    ending of the blank line (a BOM belongs to the first block). When that ending is a CR at
+    the end of a chunk, the block ends there; a LF that follows is the first byte of the next
+    block's raw, so blocks can be emitted without waiting for more input."""
+    event: Event | None
+    """The dispatched event, or None when the data buffer was empty (comments only, an
+    `id`/`retry`-only block, an `event` without data, or a lone blank line)."""
+    last_event_id: str
+    """The source's last event ID string after this block. A blank line sets it even when no
+    event is dispatched, so a proxy tracking Last-Event-ID must read it from every block."""
+    retry: int | None
+    """The reconnection time in milliseconds from the last valid `retry` field in this block,
+    or None when the block had none (invalid values such as "12a" or "" are ignored)."""
+    comments: tuple[str, ...]
+    """Comment lines, decoded, with only the leading ':' removed: ": ping" gives " ping".
+    The spec ignores comments; we keep the text verbatim so logs show what was sent."""
+
+
+class Framer:
+    """Cuts one response body into `Block`s as its chunks arrive; one Framer per body.
+
+    Only the bytes of the incomplete block are buffered, and a line ending is searched for
+    only in bytes not yet scanned, so a 64 KiB event arriving in many small chunks costs
+    linear time rather than re-scanning its growing line on every chunk.
+    """
+
+    __slots__ = (
+        "_at_start",
+        "_buf",
+        "_closed",
+        "_comments",
+        "_data",
+        "_id_buffer",
+        "_last_event_id",
+        "_line_start",
+        "_retry",
+        "_scanned",
+        "_skip_lf",
+        "_type",
+    )
+
+    def __init__(self) -> None:
+        self._buf = bytearray()  # raw bytes of the incomplete block
+        self._line_start = 0  # offset in _buf where the incomplete line begins
+        self._scanned = 0  # _buf[_line_start:_scanned] is known to hold no CR or LF
+        self._skip_lf = False  # the last line ended with a CR that was the last byte seen
+        self._at_start = True  # no line completed yet: the next one may begin with a BOM
+        self._closed = False
+        # The spec's per-stream buffers, plus what this block reports besides the event.
+        self._data: list[str] = []  # data values; "\n".join == data buffer minus final LF
+        self._type = ""
+        self._id_buffer = ""
+        self._last_event_id = ""
+        self._retry: int | None = None
+        self._comments: list[str] = []
+
+    @property
+    def last_event_id(self) -> str:
+        """The source's last event ID string: what a reconnect sends as Last-Event-ID.
+
+        An `id` field in a block that never reaches its blank line does not count, as in
+        the spec (it only fills the last event ID buffer).
+        """
+        return self._last_event_id
+
+    @property
+    def pending(self) -> int:
+        """How many raw bytes are held for the incomplete block (what close() would return)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Block]:
+        """Take the next chunk; return the blocks it completes, in stream order."""
+        if self._closed:
+            raise RuntimeError("Framer.feed() after close(): use one Framer per response body")
+        if not data:
+            return []
+        buf = self._buf
+        buf += data
+        line_start = self._line_start
+        if self._skip_lf:
+            # The previous chunk ended with a CR we already treated as a line end; a LF
+            # right after it is the rest of that CRLF, not an empty line of its own.
+            self._skip_lf = False
+            if buf[line_start] == _LF:
+                line_start += 1
+        pos = max(self._scanned, line_start)
+        block_start = 0
+        blocks: list[Block] = []
+        # The next CR and LF at or after pos (-1: none in the buffer). Each is searched for
+        # again only once pos has passed it, so no byte is scanned twice for the same kind.
+        cr = buf.find(b"\r", pos)
+        lf = buf.find(b"\n", pos)
+        while cr >= 0 or lf >= 0:
+            if cr < 0 or 0 <= lf < cr:
+                eol, pos = lf, lf + 1  # LF
+            elif lf == cr + 1:
+                eol, pos = cr, lf + 1  # CRLF
+            else:
+                eol, pos = cr, cr + 1  # CR not followed by LF (yet: see _skip_lf)
+            if 0 <= cr < pos:
+                cr = buf.find(b"\r", pos)
+            if 0 <= lf < pos:
+                lf = buf.find(b"\n", pos)
+            start, line_start = line_start, pos
+            if self._at_start:
+                self._at_start = False
+                if buf.startswith(_BOM, start, eol):
+                    start += len(_BOM)
+            if start != eol:
+                self._field(buf, start, eol)
+            else:
+                blocks.append(self._dispatch(bytes(buf[block_start:pos])))
+                block_start = pos
+        self._skip_lf = line_start == len(buf) and buf[-1] == _CR
+        del buf[:block_start]
+        self._line_start = line_start - block_start
+        self._scanned = len(buf)
+        return blocks
+
+    def close(self) -> bytes:
+        """End of stream: return the raw bytes of the incomplete trailing block (maybe b"").
+
+        Per the spec, an event whose blank line never came is discarded, not dispatched;
+        the bytes are still returned so a proxy can relay the stream unchanged.
+        """
+        raw = bytes(self._buf)
+        self._buf.clear()
+        self._line_start = self._scanned = 0
+        self._data.clear()
+        self._comments.clear()
+        self._type = ""
+        self._retry = None
+        self._closed = True
+        return raw
+
+    def _field(self, buf: bytearray, start: int, end: int) -> None:
+        """Interpret the non-blank line buf[start:end] (no line ending)."""
+        colon = buf.find(b":", start, end)
+        if colon == start:
+            self._comments.append(buf[start + 1 : end].decode("utf-8", "replace"))
+            return
+        if colon < 0:
+            name = buf[start:end]
+            value_start = end
+        else:
+            name = buf[start:colon]
+            value_start = colon + 1
+            if buf.startswith(b" ", value_start, end):
+                value_start += 1  # exactly one space, so "data:  x" keeps " x"
+        # Comparing raw bytes is exact: a field name only equals an ASCII name if its bytes
+        # do, since U+FFFD from bad UTF-8 never decodes to ASCII.
+        if name == b"data":
+            self._data.append(buf[value_start:end].decode("utf-8", "replace"))
+        elif name == b"event":
+            self._type = buf[value_start:end].decode("utf-8", "replace")
+        elif name == b"id":
+            if buf.find(b"\0", value_start, end) < 0:
+                self._id_buffer = buf[value_start:end].decode("utf-8", "replace")
+        elif name == b"retry":
+            value = buf[value_start:end]
+            if value.isdigit():  # bytes.isdigit is ASCII-only and False for b""
+                # Leading zeros are stripped so only the magnitude meets int()'s digit
+                # limit; a value past it (centuries of ms) is ignored, as browsers ignore
+                # retry values that overflow their integer types.
+                with contextlib.suppress(ValueError):
+                    self._retry = int(value.lstrip(b"0") or b"0")
+        # Any other field name is ignored, as the spec says.
+
+    def _dispatch(self, raw: bytes) -> Block:
+        """A blank line: dispatch per the spec and reset the per-event buffers."""
+        self._last_event_id = self._id_buffer  # happens even if nothing is dispatched
+        event = None
+        if self._data:
+            event = Event(self._type or "message", "\n".join(self._data), self._last_event_id)
+        block = Block(raw, event, self._last_event_id, self._retry, tuple(self._comments))
+        self._data.clear()
+        self._comments.clear()
+        self._type = ""
+        self._retry = None
+        return block
