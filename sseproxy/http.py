@@ -396,7 +396,9 @@ class HttpConnection:
         while buffered < _WATCH_LIMIT:
             try:
                 data = await self.stream.receive_some(CHUNK)
-            except _BROKEN as error:
+            except trio.ClosedResourceError:
+                return  # we closed it ourselves: the link knows why
+            except trio.BrokenResourceError as error:
                 self.settle(Outcome("client", _reason(error, "client")), scope)
                 return
             if not data:

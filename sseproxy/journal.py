@@ -41,6 +41,7 @@ class Journal:
         self.records: list[Record] = []
         self.keep = keep
         self.subscribers: list[Callable[[Record], None]] = []
+        self._written = trio.Event()
 
     def write(self, kind: str, conn: str, **fields: Any) -> Record:
         record: Record = {
@@ -59,7 +60,15 @@ class Journal:
             self.records.append(record)
         for subscriber in self.subscribers:
             subscriber(record)
+        self._written.set()
+        self._written = trio.Event()
         return record
+
+    async def wait_for(self, kind: str, count: int = 1) -> list[Record]:
+        """Wait until `count` records of `kind` were kept (tests wait on events, not time)."""
+        while len(found := self.of_kind(kind)) < count:
+            await self._written.wait()
+        return found
 
     def of_kind(self, kind: str) -> list[Record]:
         return [record for record in self.records if record["kind"] == kind]

@@ -73,6 +73,8 @@ def format_duration(seconds: float) -> str:
         return "0s"
     for unit, scale in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
         count = seconds / scale
+        if unit in ("h", "m") and seconds < 2 * scale:
+            continue  # "60s" and "90m" read better than "1m" and "1h30m"
         if count >= 1 and abs(count - round(count)) < 1e-9:
             return f"{round(count)}{unit}"
     milliseconds = seconds * 1000

@@ -1,0 +1,99 @@
+"""idle-timeout: decisions in pure code, then exact virtual times through the proxy."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sseproxy import origin
+from sseproxy.faults.base import Close, Deliver, End, Piece, Reset, Wake
+from sseproxy.faults.idle_timeout import IdleTimeout
+from sseproxy.sse import Event
+from tests.harness import memory_proxy
+
+
+def make(timeout: float = 60.0, counts: str = "bytes", action: str = "close") -> IdleTimeout:
+    return IdleTimeout({"timeout": timeout, "counts": counts, "action": action}, random.Random(0))
+
+
+def test_any_byte_moves_the_deadline() -> None:
+    fault = make()
+    assert fault.start(0.0) == [Wake(60.0)]
+    piece = Piece(b": hb\n\n")
+    assert fault.on_piece(piece, 30.0) == [Deliver(piece, 30.0), Wake(90.0)]
+
+
+def test_comments_do_not_count_when_counting_events() -> None:
+    fault = make(counts="events")
+    assert fault.needs_events()
+    comment = Piece(b": hb\n\n", framed=True)
+    event = Piece(b"data: x\n\n", framed=True, event=Event("message", "x", ""))
+    assert fault.on_piece(comment, 10.0) == [Deliver(comment, 10.0)]
+    assert fault.on_piece(event, 20.0) == [Deliver(event, 20.0), Wake(80.0)]
+
+
+@pytest.mark.parametrize(("action", "stop"), [("close", Close), ("reset", Reset), ("end", End)])
+def test_timer_answers_the_configured_action(action: str, stop: type) -> None:
+    assert make(action=action).on_timer(60.0) == [stop("no byte for 60s")]
+
+
+SLOW_HEARTBEAT = origin.OriginSettings(interval=10_000, heartbeat=61)
+
+
+async def test_closes_at_exactly_the_timeout(autojump_clock: object) -> None:
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "60s"\n'
+    async with memory_proxy(scenario, SLOW_HEARTBEAT) as mp:
+        got = await mp.client().get("/events")
+        assert got.status == 200
+        assert got.ending == "closed"
+        assert got.ended_at == 60.0
+        assert got.body == origin.encode_event(1)
+        (closed,) = await mp.journal.wait_for("closed")
+        assert (closed["by"], closed["reason"], closed["t"]) == ("proxy", "idle-timeout", 60.0)
+        assert closed["events_down"] == 1 and closed["last_id"] == "1"
+
+
+async def test_heartbeats_within_the_timeout_keep_the_stream(autojump_clock: object) -> None:
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "60s"\n'
+    settings = origin.OriginSettings(interval=100, heartbeat=30, count=10)
+    async with memory_proxy(scenario, settings) as mp:
+        got = await mp.client().get("/events")
+        assert got.ending == "end"
+        assert got.ended_at == 900.0  # event 10 at 9 x 100 s; never cut
+        assert not mp.journal.of_kind("fault")
+
+
+async def test_comment_heartbeats_do_not_help_when_counting_events(autojump_clock: object) -> None:
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "60s"\ncounts = "events"\n'
+    settings = origin.OriginSettings(interval=10_000, heartbeat=15)
+    async with memory_proxy(scenario, settings) as mp:
+        got = await mp.client().get("/events")
+        assert (got.ending, got.ended_at) == ("closed", 60.0)
+        assert got.body.count(b": heartbeat") == 3  # at 15, 30, 45: delivered, not counted
+
+
+async def test_event_heartbeats_do_help_when_counting_events(autojump_clock: object) -> None:
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "20s"\ncounts = "events"\n'
+    settings = origin.OriginSettings(interval=10_000, heartbeat=15, hb="event")
+    async with memory_proxy(scenario, settings) as mp:
+        got = await mp.client().get("/events", limit=400)
+        assert got.ending == ""  # still open after several heartbeats
+        assert trio_time(got) >= 90.0
+
+
+def trio_time(got: object) -> float:
+    return got.chunks[-1][0]  # type: ignore[attr-defined,no-any-return]
+
+
+async def test_end_action_finishes_the_response_cleanly(autojump_clock: object) -> None:
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "5s"\naction = "end"\n'
+    async with memory_proxy(scenario, SLOW_HEARTBEAT) as mp:
+        client = mp.client()
+        got = await client.get("/events")
+        assert (got.ending, got.ended_at) == ("end", 5.0)
+        (ended,) = await mp.journal.wait_for("ended")
+        assert (ended["by"], ended["reason"]) == ("proxy", "idle-timeout")
+        # keep-alive survives a clean end: a second request on the same connection works
+        again = await client.get("/status/204")
+        assert again.status == 204
