@@ -136,6 +136,7 @@ class _Link:
     waiting: list[int] = field(default_factory=list)
     queue: deque[tuple[float, _Item]] = field(default_factory=deque)
     in_flight: int = 0
+    max_in_flight: int = MAX_IN_FLIGHT
     queue_changed: trio.Event = field(default_factory=trio.Event)
     room: trio.Event = field(default_factory=trio.Event)
     timer_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -147,6 +148,8 @@ class _Link:
         self.waiting = [0] * stages
         if any(slot.fault.needs_events() for slot in self.slots):
             self.framer = Framer()
+        limits = [slot.fault.in_flight_limit() for slot in self.slots]
+        self.max_in_flight = min([MAX_IN_FLIGHT, *(n for n in limits if n is not None)])
         now = trio.current_time()
         for index, slot in enumerate(self.slots):
             if slot.active_from <= now < slot.active_until:
@@ -168,7 +171,7 @@ class _Link:
         with self.reader_scope:
             try:
                 while True:
-                    while self.in_flight > MAX_IN_FLIGHT:
+                    while self.in_flight > self.max_in_flight:
                         self.room = trio.Event()
                         await self.room.wait()
                     data = bytes(await self.source.receive_some(CHUNK))
@@ -318,5 +321,5 @@ class _Link:
 
     def _release(self, size: int) -> None:
         self.in_flight -= size
-        if self.in_flight <= MAX_IN_FLIGHT:
+        if self.in_flight <= self.max_in_flight:
             self.room.set()

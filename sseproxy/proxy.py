@@ -19,7 +19,7 @@ from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
 from sseproxy.plan import Plan
 from sseproxy.scenario import Scenario
-from sseproxy.transport import connect
+from sseproxy.transport import UpstreamError, connect
 
 __all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
 
@@ -110,10 +110,13 @@ class Proxy:
         return self.exchanges
 
     async def connect(self) -> trio.abc.Stream:
-        if self.connector is not None:
+        """A new upstream connection, or UpstreamError (refused, unreachable, timeout)."""
+        upstream, timeout = self.settings.upstream, self.settings.connect_timeout
+        if self.connector is None:
+            return await connect(upstream.host, upstream.port, timeout)
+        with trio.move_on_after(timeout):
             return await self.connector()
-        upstream = self.settings.upstream
-        return await connect(upstream.host, upstream.port, self.settings.connect_timeout)
+        raise UpstreamError("timeout", f"upstream {upstream} did not accept within {timeout:g}s")
 
     async def handle(self, stream: trio.abc.Stream, client: str = "memory") -> None:
         """Serve one accepted connection until it ends; never raises for network trouble."""

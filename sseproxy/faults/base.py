@@ -104,6 +104,14 @@ class Fault:
         """True when this fault must see whole SSE blocks rather than raw chunks."""
         return False
 
+    def in_flight_limit(self) -> int | None:
+        """Bytes the link may hold back before it stops reading (None: the link's default).
+
+        A fault that slows delivery (bandwidth) sets a small limit so the slowness reaches
+        the sender as backpressure instead of piling up in the proxy.
+        """
+        return None
+
     def start(self, now: float) -> list[Action]:
         """The fault becomes active on this connection (at its start, or when a window opens)."""
         return []
