@@ -1,8 +1,12 @@
 """HTTP mode: h11 on both sides, one upstream connection per request, bodies via links.
 
-The request body goes up through the `up` link and the response body comes down through
-the `down` link; with no fault they are plain copies, flushed chunk by chunk. Bad input
-gets the status a real proxy sends (400, 431, 502, 504) and ends only its own connection.
+Each exchange runs two links. The `down` link starts as soon as the request is read: its
+source connects to the upstream, forwards the request, and yields the response head as
+its first piece, then the body; so faults act from the request on (a timeout can fire
+before the response starts, and then the proxy answers a status itself, as nginx answers
+504). The `up` link carries the request body. With no fault both are plain copies,
+flushed chunk by chunk. Bad input gets the status a real proxy sends (400, 431, 502, 504)
+and ends only its own connection.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import h11
 import trio
 
+from sseproxy.faults.base import Piece, ResponseHead
 from sseproxy.journal import Tally
-from sseproxy.link import CHUNK, FaultSlot, LinkResult, run_link
+from sseproxy.link import CHUNK, FaultSlot, HeadError, LinkResult, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Framer
-from sseproxy.transport import UpstreamError, abort, failure_reason
+from sseproxy.transport import StopKind, UpstreamError, abort, failure_reason
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -26,16 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["HttpConnection", "end_to_end"]
 
 HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+     b"transfer-encoding", b"upgrade"}
+)  # fmt: skip
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _WATCH_LIMIT = 64 * 1024
 
@@ -59,6 +57,11 @@ def end_to_end(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in listed]
 
 
+def head_size(target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """About how many bytes a head took on the wire (h11 checks only incomplete heads)."""
+    return len(target) + 16 + sum(len(name) + len(value) + 4 for name, value in headers)
+
+
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
     """The next h11 event that is not NEED_DATA (reading from `stream` as needed)."""
     while True:
@@ -68,69 +71,63 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
         conn.receive_data(bytes(await stream.receive_some(CHUNK)))
 
 
+async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
+    """The next non-empty piece of a message body, or b'' at its end."""
+    saw_eof = False
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as error:
+            raise (Truncated if saw_eof else Garbled)(str(error)) from error
+        if event is h11.NEED_DATA:
+            data = bytes(await stream.receive_some(CHUNK))
+            saw_eof = not data
+            conn.receive_data(data)
+        elif type(event) is h11.Data:
+            if event.data:
+                return bytes(event.data)
+        elif type(event) is h11.EndOfMessage:
+            return b""
+        else:
+            raise Truncated(f"{type(event).__name__} before the end of the body")
+
+
 class BodySource(trio.abc.ReceiveStream):
     """A message body as a byte stream: h11 Data events in, b'' at EndOfMessage."""
 
     def __init__(self, conn: h11.Connection, stream: trio.abc.Stream) -> None:
         self.conn = conn
         self.stream = stream
-        self.rest = b""
-        self.saw_eof = False
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        limit = max_bytes or CHUNK
-        if not self.rest:
-            self.rest = await self._next_data()
-        data, self.rest = self.rest[:limit], self.rest[limit:]
-        return data
-
-    async def _next_data(self) -> bytes:
-        while True:
-            try:
-                event = self.conn.next_event()
-            except h11.RemoteProtocolError as error:
-                raise (Truncated if self.saw_eof else Garbled)(str(error)) from error
-            if event is h11.NEED_DATA:
-                data = bytes(await self.stream.receive_some(CHUNK))
-                self.saw_eof = not data
-                self.conn.receive_data(data)
-            elif type(event) is h11.Data:
-                if event.data:
-                    return bytes(event.data)
-            elif type(event) is h11.EndOfMessage:
-                return b""
-            else:
-                raise Truncated(f"{type(event).__name__} before the end of the body")
+        return await _read_body(self.conn, self.stream)
 
     async def aclose(self) -> None:
         await self.stream.aclose()
 
 
 class BodySink:
-    """A `Sink` writing a message body through h11 (chunks, terminating chunk, close, RST)."""
+    """A `Sink` writing a request body upstream through h11."""
 
     def __init__(self, conn: h11.Connection, stream: trio.abc.Stream) -> None:
         self.conn = conn
         self.stream = stream
 
-    async def send_all(self, data: bytes) -> None:
-        framed = self.conn.send(h11.Data(data=data))
+    async def send(self, piece: Piece) -> None:
+        framed = self.conn.send(h11.Data(data=piece.data)) if piece.data else None
         if framed:
             await self.stream.send_all(framed)
 
-    async def end(self) -> None:
-        try:
-            tail = self.conn.send(h11.EndOfMessage())
-        except h11.LocalProtocolError:  # a Content-Length body cut short cannot end cleanly
-            await self.close()
-            return
-        await self.stream.send_all(tail or b"")
-
-    async def close(self) -> None:
-        await trio.aclose_forcefully(self.stream)
-
-    async def reset(self) -> None:
-        await abort(self.stream)
+    async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
+        if kind == "end":
+            try:
+                tail = self.conn.send(h11.EndOfMessage())
+            except h11.LocalProtocolError:  # a Content-Length body cut short: cannot end
+                kind = "close"
+            else:
+                await self.stream.send_all(tail or b"")
+                return
+        await (abort(self.stream) if kind == "reset" else trio.aclose_forcefully(self.stream))
 
 
 @dataclass(frozen=True)
@@ -143,11 +140,13 @@ class Outcome:
     keep_alive: bool = False
 
 
-def _outcome(result: LinkResult, source: str, sink: str) -> Outcome:
+def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
     if result.kind == "sink-error":
         return Outcome(sink, _reason(result.error, sink))
     if result.origin is not None:
         return Outcome("proxy", result.origin, result.detail, keep_alive=result.kind == "end")
+    if isinstance(result.error, HeadError):
+        return Outcome(source, result.error.reason, str(result.error))
     if result.error is not None:
         return Outcome(source, _reason(result.error, source), str(result.error))
     return Outcome(source, f"{source}-end", keep_alive=True)
@@ -161,6 +160,12 @@ def _reason(error: BaseException | None, side: str) -> str:
     return failure_reason(error, side)
 
 
+def _is_cancellation(error: BaseException) -> bool:
+    if isinstance(error, trio.Cancelled):
+        return True
+    return isinstance(error, BaseExceptionGroup) and error.split(trio.Cancelled)[1] is None
+
+
 class HttpConnection:
     """One client connection: requests in a keep-alive loop, each relayed to the upstream."""
 
@@ -169,9 +174,8 @@ class HttpConnection:
         self.stream = stream
         self.id = conn_id
         self.client_address = client
-        self.conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=proxy.settings.max_head_size
-        )
+        self.max_head = proxy.settings.max_head_size
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
         self.down = Tally()
         self.up = Tally()
         self.settled: Outcome | None = None
@@ -185,32 +189,12 @@ class HttpConnection:
         self.write("opened", client=self.client_address, mode="http")
         final = Outcome("client", "client-closed")
         try:
-            while True:
-                try:
-                    request = await _next_event(self.conn, self.stream)
-                except h11.RemoteProtocolError as error:
-                    status = error.error_status_hint
-                    reason = "head-too-large" if status == 431 else "bad-request"
-                    await self.respond(status, f"bad request: {error}")
-                    final = Outcome("proxy", reason, str(error))
-                    break
-                except _BROKEN as error:
-                    final = Outcome("client", _reason(error, "client"))
-                    break
-                if type(request) is not h11.Request:  # ConnectionClosed: client is done
-                    break
-                final = await self.exchange(request)
-                if not final.keep_alive or self.conn.our_state is not h11.DONE:
-                    break
-                if self.conn.their_state is not h11.DONE:
-                    break
-                self.conn.start_next_cycle()
-                final = Outcome("client", "client-closed")
-        except trio.Cancelled:
-            final = Outcome("proxy", "shutdown")
+            final = await self._serve()
+        except BaseException as error:
+            cancelled = _is_cancellation(error)
+            final = Outcome("proxy", "shutdown" if cancelled else "internal-error", repr(error))
             raise
         finally:
-            await trio.aclose_forcefully(self.stream)
             self.write(
                 "closed",
                 by=final.by,
@@ -221,9 +205,33 @@ class HttpConnection:
                 **self.down.summary("down"),
                 **self.up.summary("up"),
             )
+            await trio.aclose_forcefully(self.stream)
+
+    async def _serve(self) -> Outcome:
+        while True:
+            try:
+                request = await _next_event(self.conn, self.stream)
+                if type(request) is h11.Request and (
+                    head_size(request.target, list(request.headers)) > self.max_head
+                ):
+                    raise h11.RemoteProtocolError("request head too large", 431)
+            except h11.RemoteProtocolError as error:
+                status = error.error_status_hint
+                reason = "head-too-large" if status == 431 else "bad-request"
+                await self.respond(status, f"bad request: {error}")
+                return Outcome("proxy", reason, str(error))
+            except _BROKEN as error:
+                return Outcome("client", _reason(error, "client"))
+            if type(request) is not h11.Request:  # ConnectionClosed: the client is done
+                return Outcome("client", "client-closed")
+            outcome = await self.exchange(request)
+            done = self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+            if not (outcome.keep_alive and done):
+                return outcome
+            self.conn.start_next_cycle()
 
     async def respond(self, status: int, text: str) -> None:
-        """An error response from the proxy itself, then the connection closes."""
+        """An error response from the proxy itself; the connection then closes."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = f"sseproxy: {text}\n".encode()
@@ -233,8 +241,8 @@ class HttpConnection:
             (b"connection", b"close"),
         ]
         try:
-            data = self.conn.send(h11.Response(status_code=status, headers=headers))
-            data = (data or b"") + (self.conn.send(h11.Data(data=body)) or b"")
+            data = self.conn.send(h11.Response(status_code=status, headers=headers)) or b""
+            data += self.conn.send(h11.Data(data=body)) or b""
             data += self.conn.send(h11.EndOfMessage()) or b""
             await self.stream.send_all(data)
         except (*_BROKEN, h11.LocalProtocolError):
@@ -245,9 +253,8 @@ class HttpConnection:
         self.requests += 1
         started = trio.current_time()
         number = self.proxy.next_exchange()
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers
-        }
+        headers = {name.decode("latin-1"): value.decode("latin-1")
+                   for name, value in request.headers}  # fmt: skip
         path = request.target.decode("latin-1")
         info = RequestInfo(request.method.decode("latin-1"), path, headers)
         chains = self.proxy.plan.chains(number, info, started)
@@ -261,133 +268,46 @@ class HttpConnection:
             faults=chains.names() or None,
         )
         self.settled = None
-        try:
-            upstream = await self.proxy.connect()
-        except UpstreamError as error:
-            await self.respond(error.status, str(error))
-            return self.end_exchange(
-                number, started, Outcome("upstream", f"upstream-{error.kind}", str(error))
-            )
-        up = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.proxy.settings.max_head_size)
-        outcome = Outcome("proxy", "cancelled")
+        call = UpstreamCall(self, request, chains, started)
+        outcome = Outcome("proxy", "shutdown")
         try:
             async with trio.open_nursery() as nursery:
-                outcome = await self._relay(request, upstream, up, chains, nursery, started)
-                nursery.cancel_scope.cancel()
+                call.nursery = nursery
+                nursery.start_soon(self._watch_client, call.request_read, nursery.cancel_scope)
+                result = await run_link(
+                    call,
+                    ResponseSink(self, started),
+                    chains.down,
+                    observe=self.down.observe,
+                    fired=self._fired("down"),
+                    head=call.head,
+                )
+                self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
+            outcome = self.settled or outcome
+            return outcome
         finally:
-            await trio.aclose_forcefully(upstream)
-        return self.end_exchange(number, started, self.settled or outcome)
+            self.write(
+                "ended",
+                req=number,
+                by=outcome.by,
+                reason=outcome.reason,
+                detail=outcome.detail or None,
+                duration=round(trio.current_time() - started, 6),
+            )
+            if call.stream is not None:
+                await trio.aclose_forcefully(call.stream)
 
-    def end_exchange(self, number: int, started: float, outcome: Outcome) -> Outcome:
-        self.write(
-            "ended",
-            req=number,
-            by=outcome.by,
-            reason=outcome.reason,
-            detail=outcome.detail or None,
-            duration=round(trio.current_time() - started, 6),
-        )
-        return outcome
+    def _fired(self, direction: str) -> Any:
+        def fired(name: str, action: str, detail: str) -> None:
+            self.write("fault", fault=name, action=action, detail=detail, direction=direction)
+
+        return fired
 
     def settle(self, outcome: Outcome, scope: trio.CancelScope) -> None:
         """First cause wins: record it and stop everything else in the exchange."""
         if self.settled is None:
             self.settled = outcome
         scope.cancel()
-
-    async def _relay(
-        self,
-        request: h11.Request,
-        upstream: trio.abc.Stream,
-        up: h11.Connection,
-        chains: Chains,
-        nursery: trio.Nursery,
-        started: float,
-    ) -> Outcome:
-        headers = end_to_end(list(request.headers))
-        headers = [(n, v) for n, v in headers if n != b"host"]
-        headers.insert(0, (b"host", self.proxy.settings.upstream.authority.encode()))
-        if any(n == b"transfer-encoding" for n, _ in request.headers):
-            headers.append((b"transfer-encoding", b"chunked"))
-        forwarded = self.client_address.rsplit(":", 1)[0]
-        headers.append((b"x-forwarded-for", forwarded.encode()))
-        try:
-            head = up.send(
-                h11.Request(method=request.method, target=request.target, headers=headers)
-            )
-            await upstream.send_all(head or b"")
-        except _BROKEN as error:
-            await self.respond(502, f"upstream {self.proxy.settings.upstream} failed: {error}")
-            return Outcome("upstream", _reason(error, "upstream"), str(error))
-
-        request_read = trio.Event()
-        nursery.start_soon(self._upload, up, upstream, chains.up, request_read, nursery)
-        nursery.start_soon(self._watch_client, request_read, nursery.cancel_scope)
-
-        where = self.proxy.settings.upstream
-        try:
-            response = await _next_event(up, upstream)
-        except h11.RemoteProtocolError as error:
-            await self.respond(502, f"upstream {where} sent a malformed response: {error}")
-            return Outcome("upstream", "upstream-protocol-error", str(error))
-        except _BROKEN as error:
-            await self.respond(502, f"upstream {where} failed before responding: {error}")
-            return Outcome("upstream", _reason(error, "upstream"), str(error))
-        if type(response) is not h11.Response:
-            await self.respond(502, f"upstream {where} closed the connection without a response")
-            return Outcome("upstream", "upstream-closed", "no response")
-
-        content_type = dict(response.headers).get(b"content-type", b"").decode("latin-1")
-        try:
-            data = self.conn.send(
-                h11.Response(
-                    status_code=response.status_code,
-                    headers=end_to_end(list(response.headers)),
-                    reason=response.reason,
-                )
-            )
-            await self.stream.send_all(data or b"")
-        except _BROKEN as error:
-            return Outcome("client", _reason(error, "client"))
-        self.write(
-            "response",
-            status=response.status_code,
-            content_type=content_type or None,
-            ttfb=round(trio.current_time() - started, 6),
-        )
-        if self.proxy.counts_events and content_type.startswith("text/event-stream"):
-            self.down.framer = Framer()
-        result = await run_link(
-            BodySource(up, upstream),
-            BodySink(self.conn, self.stream),
-            chains.down,
-            observe=self.down.observe,
-            fired=lambda name, action, detail: self.write(
-                "fault", fault=name, action=action, detail=detail, direction="down"
-            ),
-        )
-        return _outcome(result, "upstream", "client")
-
-    async def _upload(
-        self,
-        up: h11.Connection,
-        upstream: trio.abc.Stream,
-        slots: list[FaultSlot],
-        done: trio.Event,
-        nursery: trio.Nursery,
-    ) -> None:
-        result = await run_link(
-            BodySource(self.conn, self.stream),
-            BodySink(up, upstream),
-            slots,
-            observe=self.up.observe,
-            fired=lambda name, action, detail: self.write(
-                "fault", fault=name, action=action, detail=detail, direction="up"
-            ),
-        )
-        done.set()
-        if result.kind != "end" or result.origin is not None:
-            self.settle(_outcome(result, "client", "upstream"), nursery.cancel_scope)
 
     async def _watch_client(self, request_read: trio.Event, scope: trio.CancelScope) -> None:
         """Notice a client that goes away mid-response (as nginx does), not only on write."""
@@ -409,3 +329,140 @@ class HttpConnection:
                 return
             self.conn.receive_data(bytes(data))
             buffered += len(data)
+
+
+class UpstreamCall(trio.abc.ReceiveStream):
+    """The upstream side of one exchange, as the down link's source.
+
+    `head` connects, forwards the request (starting the up link for its body) and reads
+    the response head; `receive_some` then reads the response body.
+    """
+
+    def __init__(self, client: HttpConnection, request: h11.Request, chains: Chains,
+                 started: float) -> None:  # fmt: skip
+        self.client = client
+        self.request = request
+        self.up_slots: list[FaultSlot] = chains.up
+        self.started = started
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=client.max_head)
+        self.stream: trio.abc.Stream | None = None
+        self.nursery: trio.Nursery | None = None
+        self.request_read = trio.Event()
+        self.where = client.proxy.settings.upstream
+
+    async def head(self) -> ResponseHead:
+        proxy = self.client.proxy
+        try:
+            self.stream = stream = await proxy.connect()
+        except UpstreamError as error:
+            raise HeadError(error.status, str(error), f"upstream-{error.kind}") from error
+        try:
+            await stream.send_all(self.conn.send(self._request()) or b"")
+        except _BROKEN as error:
+            raise HeadError(502, f"upstream {self.where} failed: {error}",
+                            _reason(error, "upstream")) from error  # fmt: skip
+        assert self.nursery is not None
+        self.nursery.start_soon(self._upload, stream)
+        return await self._response_head(stream)
+
+    def _request(self) -> h11.Request:
+        request = self.request
+        headers = [(n, v) for n, v in end_to_end(list(request.headers)) if n != b"host"]
+        headers.insert(0, (b"host", self.where.authority.encode()))
+        if any(n == b"transfer-encoding" for n, _ in request.headers):
+            headers.append((b"transfer-encoding", b"chunked"))
+        forwarded_for = self.client.client_address.rsplit(":", 1)[0]
+        headers.append((b"x-forwarded-for", forwarded_for.encode()))
+        return h11.Request(method=request.method, target=request.target, headers=headers)
+
+    async def _response_head(self, stream: trio.abc.Stream) -> ResponseHead:
+        where = self.where
+        while True:
+            try:
+                event = await _next_event(self.conn, stream)
+            except h11.RemoteProtocolError as error:
+                unread, closed = self.conn.trailing_data
+                if closed and not unread:
+                    raise HeadError(502, f"upstream {where} closed the connection without a "
+                                    "response", "upstream-closed") from error  # fmt: skip
+                raise HeadError(502, f"upstream {where} sent a malformed response: {error}",
+                                "upstream-protocol-error") from error  # fmt: skip
+            except _BROKEN as error:
+                raise HeadError(502, f"upstream {where} failed before responding: {error}",
+                                _reason(error, "upstream")) from error  # fmt: skip
+            if type(event) is h11.InformationalResponse:
+                continue  # 100 Continue and friends are hop-by-hop; h11 sends none onward
+            if type(event) is not h11.Response:
+                raise HeadError(502, f"upstream {where} closed the connection without a "
+                                "response", "upstream-closed")  # fmt: skip
+            headers = list(event.headers)
+            if head_size(b"", headers) > self.client.max_head:
+                raise HeadError(502, f"upstream {where} sent a response head over "
+                                f"{self.client.max_head} bytes", "upstream-protocol-error")  # fmt: skip
+            return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
+
+    async def _upload(self, stream: trio.abc.Stream) -> None:
+        client = self.client
+        result = await run_link(
+            BodySource(client.conn, client.stream),
+            BodySink(self.conn, stream),
+            self.up_slots,
+            observe=client.up.observe,
+            fired=client._fired("up"),
+        )
+        self.request_read.set()
+        if result.kind != "end" or result.origin is not None:
+            assert self.nursery is not None
+            client.settle(outcome_of(result, "client", "upstream"), self.nursery.cancel_scope)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        assert self.stream is not None
+        return await _read_body(self.conn, self.stream)
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            await trio.aclose_forcefully(self.stream)
+
+
+class ResponseSink:
+    """The down link's `Sink`: the response head, its body chunks, and how it finishes."""
+
+    def __init__(self, client: HttpConnection, started: float) -> None:
+        self.client = client
+        self.started = started
+
+    async def send(self, piece: Piece) -> None:
+        client = self.client
+        if piece.head is not None:
+            head = piece.head
+            data = client.conn.send(h11.Response(status_code=head.status, reason=head.reason,
+                                                 headers=end_to_end(list(head.headers))))  # fmt: skip
+            await client.stream.send_all(data or b"")
+            content_type = (head.header(b"content-type") or b"").decode("latin-1")
+            client.write("response", status=head.status, content_type=content_type or None,
+                         ttfb=round(trio.current_time() - self.started, 6))  # fmt: skip
+            if client.proxy.counts_events and content_type.startswith("text/event-stream"):
+                client.down.framer = Framer()
+        elif piece.data:
+            framed = client.conn.send(h11.Data(data=piece.data))
+            if framed:
+                await client.stream.send_all(framed)
+
+    async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
+        client = self.client
+        if client.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # nothing sent yet
+            if status is not None and kind != "reset":
+                await client.respond(status, detail or f"status {status}")
+                return
+        elif kind == "end":
+            try:
+                tail = client.conn.send(h11.EndOfMessage())
+            except h11.LocalProtocolError:  # a Content-Length body cut short: cannot end
+                kind = "close"
+            else:
+                await client.stream.send_all(tail or b"")
+                return
+        if kind == "reset":
+            await abort(client.stream)
+        else:
+            await trio.aclose_forcefully(client.stream)

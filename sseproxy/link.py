@@ -24,24 +24,35 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import trio
 
-from sseproxy.faults.base import Action, Close, Deliver, End, Fault, Piece, Reset, Wake
+from sseproxy.faults.base import (
+    Action,
+    Close,
+    Deliver,
+    End,
+    Fault,
+    Piece,
+    Reset,
+    ResponseHead,
+    Wake,
+)
 from sseproxy.sse import Framer
-from sseproxy.transport import Sink
+from sseproxy.transport import Sink, StopKind
 
-__all__ = ["FaultSlot", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
+__all__ = ["FaultSlot", "HeadError", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
 
 CHUNK = 65536
 MAX_IN_FLIGHT = 4 * 1024 * 1024
 """Bytes waiting inside a link before the reader pauses (backpressure toward the source)."""
 
-StopKind = Literal["end", "close", "reset"]
 Observer = Callable[[bytes], None]
+HeadReader = Callable[[], Awaitable[ResponseHead]]
+"""Reads a response head before the body (HTTP mode); raises HeadError when it cannot."""
 FiredHook = Callable[[str, str, str], None]
 """(fault name, action, detail) -> None: a fault changed the stream's fate."""
 
@@ -57,6 +68,8 @@ class FaultSlot:
     active: bool = False
     done: bool = False
     wake_token: int = 0
+    source_end: _Stop | None = None
+    """The source's end, once it reached this fault (a fault may pass it on later)."""
 
 
 @dataclass(frozen=True)
@@ -73,39 +86,76 @@ class LinkResult:
     error: BaseException | None = None
 
 
+class HeadError(trio.BrokenResourceError):
+    """No response head: the proxy answers `status` itself; `reason` is for the journal."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class _Stop:
     kind: StopKind
     origin: str | None
     detail: str = ""
     error: BaseException | None = None
+    status: int | None = None
 
 
 _Item = Piece | _Stop
 _STOPS: dict[type, StopKind] = {End: "end", Close: "close", Reset: "reset"}
 
 
-async def pump(source: trio.abc.ReceiveStream, sink: Sink, observe: Observer | None) -> LinkResult:
+async def pump(
+    source: trio.abc.ReceiveStream,
+    sink: Sink,
+    observe: Observer | None,
+    head: HeadReader | None = None,
+) -> LinkResult:
     """The fast path: no fault on this direction, so copy bytes as they arrive."""
+    stop = _Stop("end", None)
     try:
+        if head is not None:
+            await _send(sink, Piece(b"", head=await head()))
         while True:
             data = bytes(await source.receive_some(CHUNK))
             if not data:
                 break
-            try:
-                await sink.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                return LinkResult("sink-error", error=error)
+            await _send(sink, Piece(data))
             if observe is not None:
                 observe(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-        await sink.close()
-        return LinkResult("close", error=error)
+    except _SinkFailed as failed:
+        return LinkResult("sink-error", error=failed.error)
+    except _BROKEN as error:
+        stop = _source_failed(error)
     try:
-        await sink.end()
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+        await sink.stop(stop.kind, stop.status, stop.detail)
+    except _BROKEN as error:
         return LinkResult("sink-error", error=error)
-    return LinkResult("end")
+    return LinkResult(stop.kind, error=stop.error)
+
+
+_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class _SinkFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _send(sink: Sink, piece: Piece) -> None:
+    """Write to the sink, telling its failures apart from the source's."""
+    try:
+        await sink.send(piece)
+    except _BROKEN as error:
+        raise _SinkFailed(error) from error
+
+
+def _source_failed(error: BaseException) -> _Stop:
+    status = error.status if isinstance(error, HeadError) else None
+    return _Stop("close", None, str(error), error, status)
 
 
 async def run_link(
@@ -115,11 +165,16 @@ async def run_link(
     *,
     observe: Observer | None = None,
     fired: FiredHook | None = None,
+    head: HeadReader | None = None,
 ) -> LinkResult:
-    """Relay one direction through `slots`; returns once the sink has been ended or failed."""
+    """Relay one direction through `slots`; returns once the sink has been ended or failed.
+
+    With `head`, the first piece is the response head it reads (HTTP mode), so faults
+    are active from the request on and can act before the response starts.
+    """
     if not slots:
-        return await pump(source, sink, observe)
-    return await _Link(source, sink, list(slots), observe, fired).run()
+        return await pump(source, sink, observe, head)
+    return await _Link(source, sink, list(slots), observe, fired, head).run()
 
 
 @dataclass
@@ -129,6 +184,7 @@ class _Link:
     slots: list[FaultSlot]
     observe: Observer | None
     fired: FiredHook | None
+    head: HeadReader | None = None
     framer: Framer | None = None
     heap: list[tuple[float, int, int, str, object]] = field(default_factory=list)
     seq: itertools.count[int] = field(default_factory=itertools.count)
@@ -170,6 +226,10 @@ class _Link:
     async def _read(self) -> None:
         with self.reader_scope:
             try:
+                if self.head is not None:
+                    head = await self.head()
+                    now = trio.current_time()
+                    self._send(0, Piece(b"", head=head), now, now)
                 while True:
                     while self.in_flight > self.max_in_flight:
                         self.room = trio.Event()
@@ -183,10 +243,10 @@ class _Link:
                         continue
                     for block in self.framer.feed(data):
                         self._send(0, Piece(block.raw, True, block.event), now, now)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            except _BROKEN as error:
                 self._flush_framer()
                 now = trio.current_time()
-                self._send(0, _Stop("close", None, str(error), error), now, now)
+                self._send(0, _source_failed(error), now, now)
                 return
             self._flush_framer()
             now = trio.current_time()
@@ -218,15 +278,13 @@ class _Link:
             try:
                 if isinstance(item, Piece):
                     self._release(len(item.data))
-                    await self.sink.send_all(item.data)
-                    if self.observe is not None:
+                    await self.sink.send(item)
+                    if self.observe is not None and item.data:
                         self.observe(item.data)
                     continue
                 self.reader_scope.cancel()
-                await {"end": self.sink.end, "close": self.sink.close, "reset": self.sink.reset}[
-                    item.kind
-                ]()
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                await self.sink.stop(item.kind, item.status, item.detail)
+            except _BROKEN as error:
                 return LinkResult("sink-error", error=error)
             return LinkResult(item.kind, item.origin, item.detail, item.error)
 
@@ -261,7 +319,8 @@ class _Link:
         elif isinstance(item, Piece):
             self._apply(stage, slot.fault.on_piece(item, now), now)
         elif item.kind == "end":
-            self._apply(stage, slot.fault.on_eof(now), now, upstream_stop=item)
+            slot.source_end = item
+            self._apply(stage, slot.fault.on_eof(now), now)
         else:
             self._pass_stop(stage, item, now)
 
@@ -269,9 +328,7 @@ class _Link:
         self.slots[stage].done = True
         self._send(stage + 1, stop, now, now)
 
-    def _apply(
-        self, stage: int, actions: list[Action], now: float, upstream_stop: _Stop | None = None
-    ) -> None:
+    def _apply(self, stage: int, actions: list[Action], now: float) -> None:
         slot = self.slots[stage]
         for action in actions:
             if isinstance(action, Deliver):
@@ -282,10 +339,10 @@ class _Link:
                     self._schedule(action.at, "wake", stage, slot.wake_token)
             else:
                 kind = _STOPS[type(action)]
-                if upstream_stop is not None and kind == "end" and not action.detail:
-                    stop = upstream_stop  # the fault let the source's own end through
+                if slot.source_end is not None and kind == "end" and not action.detail:
+                    stop = slot.source_end  # the fault passes the source's own end on
                 else:
-                    stop = _Stop(kind, slot.name, action.detail)
+                    stop = _Stop(kind, slot.name, action.detail, status=action.status)
                     if self.fired is not None:
                         self.fired(slot.name, kind, action.detail)
                 self.reader_scope.cancel()
@@ -303,7 +360,7 @@ class _Link:
         elif kind == "wake":
             if payload == slot.wake_token and slot.active:
                 self._apply(stage, slot.fault.on_timer(now), now)
-        elif kind == "activate":
+        elif kind == "activate" and now < slot.active_until:
             self._activate(stage, now)
         elif kind == "deactivate" and slot.active:
             slot.active = False

@@ -56,9 +56,9 @@ class Plan:
             if draw.random() >= spec.probability:
                 continue
             until = self.started + spec.window.end
-            if until <= now:
-                continue
             since = max(self.started + spec.window.start, now + spec.after)
+            if since >= until:
+                continue
             directions = ("down", "up") if spec.direction == "both" else (spec.direction,)
             for direction in directions:
                 rng = random.Random(f"{self.seed}:{number}:{index}:{direction}")

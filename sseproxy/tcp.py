@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from sseproxy.http import Outcome, _outcome
+from sseproxy.http import Outcome, _is_cancellation, outcome_of
 from sseproxy.journal import Tally
 from sseproxy.link import FaultSlot, run_link
 from sseproxy.transport import StreamSink, UpstreamError
@@ -61,13 +61,11 @@ class TcpConnection:
             outcome = self.settled or self.first_end or Outcome("client", "client-closed")
         except UpstreamError as error:
             outcome = Outcome("upstream", f"upstream-{error.kind}", str(error))
-        except trio.Cancelled:
-            outcome = Outcome("proxy", "shutdown")
+        except BaseException as error:
+            cancelled = _is_cancellation(error)
+            outcome = Outcome("proxy", "shutdown" if cancelled else "internal-error", repr(error))
             raise
         finally:
-            await trio.aclose_forcefully(self.stream)
-            if upstream is not None:
-                await trio.aclose_forcefully(upstream)
             self.write(
                 "closed",
                 by=outcome.by,
@@ -77,6 +75,9 @@ class TcpConnection:
                 **self.down.summary("down"),
                 **self.up.summary("up"),
             )
+            await trio.aclose_forcefully(self.stream)
+            if upstream is not None:
+                await trio.aclose_forcefully(upstream)
 
     async def _direction(
         self,
@@ -96,7 +97,9 @@ class TcpConnection:
                 "fault", fault=name, action=action, detail=detail, direction=direction
             ),
         )
-        outcome = _outcome(result, *sides)
+        outcome = outcome_of(result, *sides)
+        if isinstance(result.error, trio.ClosedResourceError) and result.origin is None:
+            return  # the other direction closed this stream: it knows why
         if result.kind == "end" and result.origin is None and result.error is None:
             self.first_end = self.first_end or Outcome(sides[0], f"{sides[0]}-closed")
             return  # a half-close went through; the other direction may go on

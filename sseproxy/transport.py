@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -15,8 +16,11 @@ from typing import Literal, Protocol
 
 import trio
 
+from sseproxy.faults.base import Piece
+
 __all__ = [
     "Sink",
+    "StopKind",
     "StreamSink",
     "UpstreamError",
     "abort",
@@ -27,19 +31,18 @@ __all__ = [
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
+StopKind = Literal["end", "close", "reset"]
+
+
 class Sink(Protocol):
-    """Where a link writes: a stream that can also end cleanly, close, or reset."""
+    """Where a link writes pieces, and how it finishes: end cleanly, close, or reset."""
 
-    async def send_all(self, data: bytes) -> None: ...
+    async def send(self, piece: Piece) -> None: ...
 
-    async def end(self) -> None:
-        """Clean end of this direction (HTTP: terminating chunk; TCP: FIN)."""
-
-    async def close(self) -> None:
-        """Close without a clean end."""
-
-    async def reset(self) -> None:
-        """Abort with a TCP RST where the transport has one."""
+    async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
+        """Finish: "end" cleanly (HTTP: terminating chunk; TCP: FIN), "close" without a
+        clean end, or "reset" with an RST. An HTTP sink whose response has not started
+        answers `status` instead (when given)."""
 
 
 def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
@@ -57,13 +60,17 @@ async def abort(stream: trio.abc.Stream) -> None:
 
 
 class StreamSink:
-    """A `Sink` over a plain trio stream (TCP mode, tests)."""
+    """A `Sink` over a plain trio stream (TCP mode, tests); statuses do not apply."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
 
-    async def send_all(self, data: bytes) -> None:
-        await self.stream.send_all(data)
+    async def send(self, piece: Piece) -> None:
+        if piece.data:
+            await self.stream.send_all(piece.data)
+
+    async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
+        await {"end": self.end, "close": self.close, "reset": self.reset}[kind]()
 
     async def end(self) -> None:
         if isinstance(self.stream, trio.abc.HalfCloseableStream):
@@ -103,29 +110,31 @@ async def connect(host: str, port: int, timeout: float) -> trio.SocketStream:
         message = f"upstream {where} did not accept within {timeout:g}s"
         raise UpstreamError("timeout", message) from None
     except OSError as error:
+        cause = _os_error_of(error) or error
         kind: Literal["refused", "unreachable"] = (
-            "refused" if _errno_of(error) == errno.ECONNREFUSED else "unreachable"
+            "refused" if cause.errno == errno.ECONNREFUSED else "unreachable"
         )
-        detail = error.strerror or str(error)
+        detail = os.strerror(cause.errno) if cause.errno else str(cause)
         raise UpstreamError(kind, f"cannot connect to upstream {where}: {detail}") from None
     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
     return stream
 
 
-def _errno_of(error: BaseException) -> int | None:
+def _os_error_of(error: BaseException) -> OSError | None:
+    """The OSError that says what happened (trio's happy eyeballs wraps them)."""
     if isinstance(error, OSError) and error.errno is not None:
-        return error.errno
-    for inner in getattr(error, "exceptions", ()):  # trio's happy eyeballs groups errors
-        found = _errno_of(inner)
+        return error
+    for inner in getattr(error, "exceptions", ()):
+        found = _os_error_of(inner)
         if found is not None:
             return found
-    cause = error.__cause__
-    return _errno_of(cause) if cause is not None else None
+    cause = error.__cause__ or error.__context__
+    return _os_error_of(cause) if cause is not None else None
 
 
 def failure_reason(error: BaseException, side: str) -> str:
     """'upstream-reset' / 'client-closed' ... from a Broken/Closed resource error."""
-    code = _errno_of(error)
-    if code == errno.ECONNRESET:
+    cause = _os_error_of(error)
+    if cause is not None and cause.errno == errno.ECONNRESET:
         return f"{side}-reset"
     return f"{side}-closed"

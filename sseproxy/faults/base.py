@@ -24,21 +24,36 @@ __all__ = [
     "Fault",
     "Piece",
     "Reset",
+    "ResponseHead",
     "Wake",
 ]
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """An HTTP response's status line and headers (lower-case names), as the upstream sent them."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    reason: bytes = b""
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Piece:
-    """Bytes travelling through a link: a chunk as read, or one whole SSE block when framed.
+    """What travels through a link: a chunk as read, or one whole SSE block when framed.
 
     `event` is the block's dispatched event (framed links only); a framed comment or
-    id-only block has `framed=True` and `event=None`.
+    id-only block has `framed=True` and `event=None`. In HTTP mode the first piece of a
+    response is its `head` (with no data), so faults can time, hold or rewrite it too.
     """
 
     data: bytes
     framed: bool = False
     event: Event | None = None
+    head: ResponseHead | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +73,14 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class End:
-    """End the stream cleanly after what was delivered (HTTP: terminating chunk; TCP: FIN)."""
+    """End the stream cleanly after what was delivered (HTTP: terminating chunk; TCP: FIN).
+
+    `status`, like on Close and Reset: what an HTTP proxy answers instead when the
+    response has not started yet (nginx 504, Cloudflare 524); None closes without one.
+    """
 
     detail: str = ""
+    status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +88,15 @@ class Close:
     """Close the connection after what was delivered, without a clean end of the body."""
 
     detail: str = ""
+    status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """Abort at once with a TCP RST; anything not yet written is lost, as on a real reset."""
+    """Abort with a TCP RST after what was delivered (stops travel in order, see link.py)."""
 
     detail: str = ""
+    status: int | None = None
 
 
 Action = Deliver | Wake | End | Close | Reset

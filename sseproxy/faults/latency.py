@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sseproxy.faults import register
-from sseproxy.faults.base import Action, Deliver, Fault, Piece
+from sseproxy.faults.base import Action, Deliver, End, Fault, Piece, Wake
 from sseproxy.params import Param
 
 
@@ -41,3 +41,10 @@ class Latency(Fault):
         spread = self.rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
         self.last = max(self.last, now + max(0.0, self.delay + spread))
         return [Deliver(piece, self.last)]
+
+    def on_eof(self, now: float) -> list[Action]:
+        """The end of the stream (a FIN, a terminating chunk) crosses the slow path too."""
+        return [Wake(max(self.last, now + self.delay))]
+
+    def on_timer(self, now: float) -> list[Action]:
+        return [End()]

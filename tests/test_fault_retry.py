@@ -1,0 +1,109 @@
+"""retry: byte-exact rewrites in pure code, then what a client receives through the proxy."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from trio.testing import MockClock
+
+from sseproxy import origin
+from sseproxy.errors import ScenarioError
+from sseproxy.faults.base import Deliver, Piece
+from sseproxy.faults.retry import Retry
+from sseproxy.sse import Framer
+from tests.harness import memory_proxy, scenario_of
+
+
+def blocks(raw: bytes) -> list[Piece]:
+    return [Piece(block.raw, True, block.event) for block in Framer().feed(raw)]
+
+
+def rewrite(raw: bytes, **settings: Any) -> bytes:
+    """Run a whole stream through a fresh fault; check what it says to the framer too."""
+    fault = Retry({"set": None, "add": False, "strip": False, **settings}, random.Random(0))
+    assert fault.needs_events()
+    out = []
+    for piece in blocks(raw):
+        (action,) = fault.on_piece(piece, 1.0)
+        assert isinstance(action, Deliver) and action.at == 1.0
+        assert action.piece.framed and action.piece.event == piece.event
+        if action.piece.data == piece.data:
+            assert action.piece is piece
+        out.append(action.piece.data)
+    return b"".join(out)
+
+
+def retries(raw: bytes) -> list[int | None]:
+    return [block.retry for block in Framer().feed(raw)]
+
+
+STREAM = b"retry: 5000\n\n" + origin.encode_event(1) + b"retry:200\r\ndata: x\r\nretry\r\n\r\n"
+
+
+def test_set_replaces_every_retry_value_and_nothing_else() -> None:
+    out = rewrite(STREAM, set=1000)
+    expected = b"retry: 1000\n\n" + origin.encode_event(1)
+    assert out == expected + b"retry:1000\r\ndata: x\r\nretry: 1000\r\n\r\n"
+    assert retries(out) == [1000, None, 1000]
+
+
+def test_strip_removes_retry_lines_keeping_the_blocks() -> None:
+    out = rewrite(STREAM, strip=True)
+    assert out == b"\n" + origin.encode_event(1) + b"data: x\r\n\r\n"
+    assert retries(out) == [None, None, None]
+
+
+def test_add_puts_one_into_the_first_block_only() -> None:
+    stream = origin.encode_event(1) + origin.encode_event(2)
+    out = rewrite(stream, set=250, add=True)
+    assert out == origin.encode_event(1)[:-1] + b"retry: 250\n\n" + origin.encode_event(2)
+    assert retries(out) == [250, None]
+    assert rewrite(b"\xef\xbb\xbf: hi\r\r", set=0, add=True) == b"\xef\xbb\xbf: hi\rretry: 0\r\r"
+    assert rewrite(b"\n", set=3, add=True) == b"retry: 3\n\n"
+    # A first block that has one gets it replaced, not a second one.
+    assert rewrite(STREAM, set=5000, add=True) == rewrite(STREAM, set=5000)
+
+
+def test_bom_and_comments_are_not_retry_lines() -> None:
+    raw = b"\xef\xbb\xbfretry: 9\n: retry: 9\nretry-x: 9\n\n"
+    assert rewrite(raw, set=1) == b"\xef\xbb\xbfretry: 1\n: retry: 9\nretry-x: 9\n\n"
+
+
+def test_trailing_incomplete_block_passes() -> None:
+    fault = Retry({"set": 1, "add": False, "strip": False}, random.Random(0))
+    rest = Piece(b"retry: 5")
+    assert fault.on_piece(rest, 2.0) == [Deliver(rest, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("", "field 'set': give exactly one of `set` and `strip = true`"),
+        ("set = 1\nstrip = true", "field 'set': give exactly one of `set` and `strip = true`"),
+        ("strip = true\nadd = true", "field 'add': `add` needs `set`: the value to add"),
+        ("set = -1", "field 'set': -1 is below the minimum"),
+    ],
+)
+def test_refused_settings(fields: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        scenario_of(f'[[faults]]\ntype = "retry"\n{fields}\n')
+
+
+async def test_reconnect_storm_retry_zero(autojump_clock: MockClock) -> None:
+    scenario = '[[faults]]\ntype = "retry"\nset = 0\n'
+    settings = origin.OriginSettings(interval=10, heartbeat=0, count=2, retry=5000)
+    async with memory_proxy(scenario, settings) as mp:
+        got = await mp.client().get("/events")
+        assert got.body == b"retry: 0\n\n" + origin.encode_event(1) + origin.encode_event(2)
+        assert (got.ending, got.ended_at) == ("end", 10.0)
+
+
+async def test_added_retry_reaches_the_client_on_time(autojump_clock: MockClock) -> None:
+    scenario = '[[faults]]\ntype = "retry"\nset = 100\nadd = true\n'
+    settings = origin.OriginSettings(interval=10, heartbeat=0, count=2)
+    async with memory_proxy(scenario, settings) as mp:
+        got = await mp.client().get("/events")
+        first = origin.encode_event(1)[:-1] + b"retry: 100\n\n"
+        assert got.chunks == [(0.0, first), (10.0, origin.encode_event(2))]
