@@ -46,7 +46,7 @@ from sseproxy.transport import Sink, StopKind
 
 __all__ = ["FaultSlot", "HeadError", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
 
-CHUNK = 65536
+CHUNK = 256 * 1024
 MAX_IN_FLIGHT = 4 * 1024 * 1024
 """Bytes waiting inside a link before the reader pauses (backpressure toward the source)."""
 
@@ -67,7 +67,10 @@ class FaultSlot:
     active_until: float = math.inf
     active: bool = False
     done: bool = False
-    wake_token: int = 0
+    wake_at: float | None = None
+    """When the fault asked to be woken (its latest `Wake`)."""
+    wake_queued: float | None = None
+    """The time of this slot's one wake-up entry in the heap, if any."""
     source_end: _Stop | None = None
     """The source's end, once it reached this fault (a fault may pass it on later)."""
 
@@ -334,9 +337,13 @@ class _Link:
             if isinstance(action, Deliver):
                 self._send(stage + 1, action.piece, action.at, now)
             elif isinstance(action, Wake):
-                slot.wake_token += 1
-                if action.at is not None:
-                    self._schedule(action.at, "wake", stage, slot.wake_token)
+                # One heap entry per slot: a wake-up moved later (idle-timeout, on every
+                # piece) reuses the queued entry, which re-queues itself when it comes due.
+                slot.wake_at = action.at
+                queued = slot.wake_queued
+                if action.at is not None and (queued is None or action.at < queued):
+                    slot.wake_queued = action.at
+                    self._schedule(action.at, "wake", stage, action.at)
             else:
                 kind = _STOPS[type(action)]
                 if slot.source_end is not None and kind == "end" and not action.detail:
@@ -358,13 +365,22 @@ class _Link:
         elif slot is None or slot.done:
             return
         elif kind == "wake":
-            if payload == slot.wake_token and slot.active:
+            if payload != slot.wake_queued:
+                return  # superseded by an earlier entry
+            slot.wake_queued = None
+            if slot.wake_at is None or not slot.active:
+                return
+            if slot.wake_at > now:
+                slot.wake_queued = slot.wake_at
+                self._schedule(slot.wake_at, "wake", stage, slot.wake_at)
+            else:
+                slot.wake_at = None
                 self._apply(stage, slot.fault.on_timer(now), now)
         elif kind == "activate" and now < slot.active_until:
             self._activate(stage, now)
         elif kind == "deactivate" and slot.active:
             slot.active = False
-            slot.wake_token += 1
+            slot.wake_at = None
             self._apply(stage, slot.fault.stop(now), now)
 
     def _activate(self, stage: int, now: float) -> None:

@@ -97,3 +97,25 @@ async def test_end_action_finishes_the_response_cleanly(autojump_clock: object) 
         # keep-alive survives a clean end: a second request on the same connection works
         again = await client.get("/status/204")
         assert again.status == 204
+
+
+async def test_before_the_response_head_the_proxy_answers_the_status(
+    autojump_clock: object,
+) -> None:
+    """nginx: proxy_read_timeout before the response head is a 504 from nginx itself."""
+    import trio
+
+    async def silent_upstream() -> trio.abc.Stream:
+        proxy_end, upstream_end = trio.testing.memory_stream_pair()
+        holder.append(upstream_end)  # never answers
+        return proxy_end
+
+    holder: list[trio.abc.Stream] = []
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "60s"\nstatus = 524\n'
+    async with memory_proxy(scenario) as mp:
+        mp.proxy.connector = silent_upstream
+        got = await mp.client().get("/events")
+        assert (got.status, got.ended_at) == (524, 60.0)
+        assert got.body == b"sseproxy: no byte for 60s\n"
+        (ended,) = await mp.journal.wait_for("ended")
+        assert (ended["by"], ended["reason"]) == ("proxy", "idle-timeout")

@@ -24,8 +24,8 @@ _IDLE = {param.name: param for param in IdleTimeout.params}
 class ClientWatchdog(IdleTimeout):
     name = "client-watchdog"
     summary = "Close when no event (or, with counts = 'bytes', no byte) arrives for `timeout`."
-    # IdleTimeout's own `params` is inferred as a 3-tuple; the action is fixed here.
-    params: ClassVar[tuple[Param, ...]] = (  # type: ignore[assignment]
+    # The action is fixed (a client just closes), and a client answers no status.
+    params: ClassVar[tuple[Param, ...]] = (
         _IDLE["timeout"],
         dataclasses.replace(
             _IDLE["counts"],
@@ -36,4 +36,4 @@ class ClientWatchdog(IdleTimeout):
     )
 
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
-        super().__init__({**settings, "action": "close"}, rng)
+        super().__init__({**settings, "action": "close", "status": None}, rng)

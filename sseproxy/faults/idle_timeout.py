@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from sseproxy.faults import register
 from sseproxy.faults.base import Action, Close, Deliver, End, Fault, Piece, Reset, Wake
 from sseproxy.params import Param
 from sseproxy.units import format_duration
 
-_STOPS: dict[str, Callable[[str], Action]] = {"close": Close, "reset": Reset, "end": End}
+_STOPS: dict[str, Callable[[str, int | None], Action]] = {
+    "close": Close,
+    "reset": Reset,
+    "end": End,
+}
 
 
 @register
 class IdleTimeout(Fault):
     name = "idle-timeout"
     summary = "End the stream when nothing (or no event) arrives for `timeout`."
-    params = (
+    params: ClassVar[tuple[Param, ...]] = (
         Param("timeout", "duration", "Longest silence allowed.", minimum=0.001),
         Param(
             "counts",
@@ -41,6 +45,15 @@ class IdleTimeout(Fault):
             default="close",
             choices=("close", "reset", "end"),
         ),
+        Param(
+            "status",
+            "int",
+            "Status answered instead when it fires before the response headers "
+            "(nginx 504, Cloudflare 524, Heroku 503).",
+            default=504,
+            minimum=100,
+            maximum=599,
+        ),
     )
 
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
@@ -48,6 +61,7 @@ class IdleTimeout(Fault):
         self.timeout: float = settings["timeout"]
         self.counts: str = settings["counts"]
         self.action: str = settings["action"]
+        self.status: int | None = settings.get("status")
 
     def needs_events(self) -> bool:
         return self.counts == "events"
@@ -63,4 +77,4 @@ class IdleTimeout(Fault):
     def on_timer(self, now: float) -> list[Action]:
         what = "byte" if self.counts == "bytes" else "event"
         detail = f"no {what} for {format_duration(self.timeout)}"
-        return [_STOPS[self.action](detail)]
+        return [_STOPS[self.action](detail, self.status)]
