@@ -31,9 +31,16 @@ if TYPE_CHECKING:
 __all__ = ["HttpConnection", "end_to_end"]
 
 HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
-     b"transfer-encoding", b"upgrade"}
-)  # fmt: skip
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _WATCH_LIMIT = 64 * 1024
 
@@ -253,8 +260,9 @@ class HttpConnection:
         self.requests += 1
         started = trio.current_time()
         number = self.proxy.next_exchange()
-        headers = {name.decode("latin-1"): value.decode("latin-1")
-                   for name, value in request.headers}  # fmt: skip
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers
+        }
         path = request.target.decode("latin-1")
         info = RequestInfo(request.method.decode("latin-1"), path, headers)
         chains = self.proxy.plan.chains(number, info, started)
@@ -338,11 +346,13 @@ class UpstreamCall(trio.abc.ReceiveStream):
     the response head; `receive_some` then reads the response body.
     """
 
-    def __init__(self, client: HttpConnection, request: h11.Request, chains: Chains,
-                 started: float) -> None:  # fmt: skip
+    def __init__(
+        self, client: HttpConnection, request: h11.Request, chains: Chains, started: float
+    ) -> None:
         self.client = client
         self.request = request
         self.up_slots: list[FaultSlot] = chains.up
+        self.down_slots: list[FaultSlot] = chains.down
         self.started = started
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=client.max_head)
         self.stream: trio.abc.Stream | None = None
@@ -359,8 +369,9 @@ class UpstreamCall(trio.abc.ReceiveStream):
         try:
             await stream.send_all(self.conn.send(self._request()) or b"")
         except _BROKEN as error:
-            raise HeadError(502, f"upstream {self.where} failed: {error}",
-                            _reason(error, "upstream")) from error  # fmt: skip
+            raise HeadError(
+                502, f"upstream {self.where} failed: {error}", _reason(error, "upstream")
+            ) from error
         assert self.nursery is not None
         self.nursery.start_soon(self._upload, stream)
         return await self._response_head(stream)
@@ -373,6 +384,9 @@ class UpstreamCall(trio.abc.ReceiveStream):
             headers.append((b"transfer-encoding", b"chunked"))
         forwarded_for = self.client.client_address.rsplit(":", 1)[0]
         headers.append((b"x-forwarded-for", forwarded_for.encode()))
+        for slot in self.down_slots + self.up_slots:
+            if slot.active_from <= self.started < slot.active_until:
+                headers = slot.fault.request_headers(headers)
         return h11.Request(method=request.method, target=request.target, headers=headers)
 
     async def _response_head(self, stream: trio.abc.Stream) -> ResponseHead:
@@ -383,22 +397,37 @@ class UpstreamCall(trio.abc.ReceiveStream):
             except h11.RemoteProtocolError as error:
                 unread, closed = self.conn.trailing_data
                 if closed and not unread:
-                    raise HeadError(502, f"upstream {where} closed the connection without a "
-                                    "response", "upstream-closed") from error  # fmt: skip
-                raise HeadError(502, f"upstream {where} sent a malformed response: {error}",
-                                "upstream-protocol-error") from error  # fmt: skip
+                    raise HeadError(
+                        502,
+                        f"upstream {where} closed the connection without a response",
+                        "upstream-closed",
+                    ) from error
+                raise HeadError(
+                    502,
+                    f"upstream {where} sent a malformed response: {error}",
+                    "upstream-protocol-error",
+                ) from error
             except _BROKEN as error:
-                raise HeadError(502, f"upstream {where} failed before responding: {error}",
-                                _reason(error, "upstream")) from error  # fmt: skip
+                raise HeadError(
+                    502,
+                    f"upstream {where} failed before responding: {error}",
+                    _reason(error, "upstream"),
+                ) from error
             if type(event) is h11.InformationalResponse:
                 continue  # 100 Continue and friends are hop-by-hop; h11 sends none onward
             if type(event) is not h11.Response:
-                raise HeadError(502, f"upstream {where} closed the connection without a "
-                                "response", "upstream-closed")  # fmt: skip
-            headers = list(event.headers)
+                raise HeadError(
+                    502,
+                    f"upstream {where} closed the connection without a response",
+                    "upstream-closed",
+                )
+            headers = end_to_end(list(event.headers))
             if head_size(b"", headers) > self.client.max_head:
-                raise HeadError(502, f"upstream {where} sent a response head over "
-                                f"{self.client.max_head} bytes", "upstream-protocol-error")  # fmt: skip
+                raise HeadError(
+                    502,
+                    f"upstream {where} sent a response head over {self.client.max_head} bytes",
+                    "upstream-protocol-error",
+                )
             return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
 
     async def _upload(self, stream: trio.abc.Stream) -> None:
@@ -435,12 +464,19 @@ class ResponseSink:
         client = self.client
         if piece.head is not None:
             head = piece.head
-            data = client.conn.send(h11.Response(status_code=head.status, reason=head.reason,
-                                                 headers=end_to_end(list(head.headers))))  # fmt: skip
+            data = client.conn.send(
+                h11.Response(
+                    status_code=head.status, reason=head.reason, headers=list(head.headers)
+                )
+            )
             await client.stream.send_all(data or b"")
             content_type = (head.header(b"content-type") or b"").decode("latin-1")
-            client.write("response", status=head.status, content_type=content_type or None,
-                         ttfb=round(trio.current_time() - self.started, 6))  # fmt: skip
+            client.write(
+                "response",
+                status=head.status,
+                content_type=content_type or None,
+                ttfb=round(trio.current_time() - self.started, 6),
+            )
             if client.proxy.counts_events and content_type.startswith("text/event-stream"):
                 client.down.framer = Framer()
         elif piece.data:

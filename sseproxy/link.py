@@ -20,6 +20,7 @@ straight across (the fast path).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
@@ -36,6 +37,7 @@ from sseproxy.faults.base import (
     Deliver,
     End,
     Fault,
+    Note,
     Piece,
     Reset,
     ResponseHead,
@@ -196,6 +198,7 @@ class _Link:
     queue: deque[tuple[float, _Item]] = field(default_factory=deque)
     in_flight: int = 0
     max_in_flight: int = MAX_IN_FLIGHT
+    holders: list[FaultSlot] = field(default_factory=list)
     queue_changed: trio.Event = field(default_factory=trio.Event)
     room: trio.Event = field(default_factory=trio.Event)
     timer_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
@@ -207,6 +210,7 @@ class _Link:
         self.waiting = [0] * stages
         if any(slot.fault.needs_events() for slot in self.slots):
             self.framer = Framer()
+        self.holders = [s for s in self.slots if type(s.fault).holding is not Fault.holding]
         limits = [slot.fault.in_flight_limit() for slot in self.slots]
         self.max_in_flight = min([MAX_IN_FLIGHT, *(n for n in limits if n is not None)])
         now = trio.current_time()
@@ -234,7 +238,7 @@ class _Link:
                     now = trio.current_time()
                     self._send(0, Piece(b"", head=head), now, now)
                 while True:
-                    while self.in_flight > self.max_in_flight:
+                    while self._backlog() > self.max_in_flight:
                         self.room = trio.Event()
                         await self.room.wait()
                     data = bytes(await self.source.receive_some(CHUNK))
@@ -281,7 +285,14 @@ class _Link:
             try:
                 if isinstance(item, Piece):
                     self._release(len(item.data))
-                    await self.sink.send(item)
+                    watchdog = self._write_watchdog()
+                    if watchdog is None:
+                        await self.sink.send(item)
+                    else:
+                        with trio.move_on_after(watchdog[1]) as scope:
+                            await self.sink.send(item)
+                        if scope.cancelled_caught:
+                            return await self._write_timed_out(watchdog[0])
                     if self.observe is not None and item.data:
                         self.observe(item.data)
                     continue
@@ -290,6 +301,33 @@ class _Link:
             except _BROKEN as error:
                 return LinkResult("sink-error", error=error)
             return LinkResult(item.kind, item.origin, item.detail, item.error)
+
+    def _write_watchdog(self) -> tuple[FaultSlot, float] | None:
+        """The active fault with the shortest limit on one blocked write, if any."""
+        limits = [
+            (slot, limit)
+            for slot in self.slots
+            if slot.active and not slot.done and (limit := slot.fault.write_timeout()) is not None
+        ]
+        return min(limits, key=lambda pair: pair[1]) if limits else None
+
+    async def _write_timed_out(self, slot: FaultSlot) -> LinkResult:
+        """The peer stopped reading: the write cannot be finished, so stop right here."""
+        stops = [
+            a
+            for a in slot.fault.on_write_timeout(trio.current_time())
+            if isinstance(a, End | Close | Reset)
+        ]
+        stop = stops[0] if stops else Close("write timed out")
+        kind = _STOPS[type(stop)]
+        if kind == "end":
+            kind = "close"  # a half-written chunk cannot end cleanly
+        if self.fired is not None:
+            self.fired(slot.name, kind, stop.detail)
+        self.reader_scope.cancel()
+        with contextlib.suppress(*_BROKEN):
+            await self.sink.stop(kind, stop.status, stop.detail)
+        return LinkResult(kind, slot.name, stop.detail)
 
     # -- moving items between stages ---------------------------------------------------
 
@@ -336,6 +374,9 @@ class _Link:
         for action in actions:
             if isinstance(action, Deliver):
                 self._send(stage + 1, action.piece, action.at, now)
+            elif isinstance(action, Note):
+                if self.fired is not None:
+                    self.fired(slot.name, "note", action.detail)
             elif isinstance(action, Wake):
                 # One heap entry per slot: a wake-up moved later (idle-timeout, on every
                 # piece) reuses the queued entry, which re-queues itself when it comes due.
@@ -394,5 +435,9 @@ class _Link:
 
     def _release(self, size: int) -> None:
         self.in_flight -= size
-        if self.in_flight <= self.max_in_flight:
+        if self._backlog() <= self.max_in_flight:
             self.room.set()
+
+    def _backlog(self) -> int:
+        """Bytes read but not yet written: waiting in the link, or held by a fault."""
+        return self.in_flight + sum(slot.fault.holding() for slot in self.holders)

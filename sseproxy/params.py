@@ -7,6 +7,7 @@ strategies all read these declarations, so a fault never restates its own parame
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,13 @@ from sseproxy.units import format_duration, format_size, parse_duration, parse_s
 
 __all__ = ["REQUIRED", "Kind", "Param", "ParamError", "render_value"]
 
-Kind = Literal["duration", "size", "int", "float", "bool", "choice", "str"]
+Kind = Literal[
+    "duration", "size", "int", "float", "bool", "choice", "str", "headers", "names", "table"
+]
+"""`headers`: a table of HTTP header names to values; `names`: a list of header names;
+`table`: a table whose shape the scenario reader checks itself (window, match)."""
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 class _Required:
@@ -70,6 +77,9 @@ class Param:
             "float": "a number",
             "bool": "true or false",
             "str": "a string",
+            "headers": 'a table of header names to values, e.g. { "Retry-After" = "5" }',
+            "names": 'a list of header names, e.g. ["Last-Event-ID"]',
+            "table": "a table",
         }[self.kind]
         bounds = []
         if self.minimum is not None:
@@ -115,6 +125,14 @@ class Param:
             if value not in self.choices:
                 raise wrong
             return value
+        if self.kind == "headers":
+            if not isinstance(value, dict):
+                raise wrong
+            return {_header_name(name): _header_value(name, text) for name, text in value.items()}
+        if self.kind == "names":
+            if not isinstance(value, list):
+                raise wrong
+            return [_header_name(name) for name in value]
         if not isinstance(value, str):
             raise wrong
         return value
@@ -125,6 +143,20 @@ class Param:
         if self.kind == "size":
             return format_size(int(number))
         return f"{number:g}"
+
+
+def _header_name(name: Any) -> str:
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise ParamError(f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
+    return name
+
+
+def _header_value(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParamError(f"header {name}: {value!r} is not a string")
+    if any(c in value for c in "\r\n\0"):
+        raise ParamError(f"header {name}: {value!r} contains CR, LF or NUL, which HTTP forbids")
+    return value
 
 
 def render_value(param: Param, value: Any) -> Any:

@@ -40,6 +40,16 @@ class Plan:
     def __post_init__(self) -> None:
         self.counts = [0] * len(self.scenario.faults)
 
+    def unlisten_window(self, now: float) -> tuple[float, float] | None:
+        """The next span (trio time) during which the proxy must not listen, if any."""
+        spans = [
+            (max(now, self.started + spec.window.start), self.started + spec.window.end)
+            for spec in self.scenario.faults
+            if spec.fault_class.unlistens(spec.settings)
+        ]
+        spans = [(start, end) for start, end in spans if end > now]
+        return min(spans) if spans else None
+
     def chains(self, number: int, request: RequestInfo | None, now: float) -> Chains:
         """The faults for connection `number` (1-based) starting at trio time `now`."""
         chains = Chains()

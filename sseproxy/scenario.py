@@ -78,10 +78,10 @@ COMMON_FIELDS: tuple[Param, ...] = (
         minimum=1,
     ),
     Param("first", "int", "Only the first N matching connections.", optional=True, minimum=1),
-    Param("window", "str", 'Scenario time span: { from = "30s", until = "90s" }.', optional=True),
+    Param("window", "table", 'Scenario time span: { from = "30s", until = "90s" }.', optional=True),
     Param(
         "match",
-        "str",
+        "table",
         'Which requests: { path = "/sse/*", method = "GET", '
         'headers = { Accept = "text/event-stream" } }.',
         optional=True,

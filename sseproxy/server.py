@@ -6,6 +6,7 @@ accept loop pauses briefly instead of dying (as trio's own `serve_listeners` doe
 
 from __future__ import annotations
 
+import math
 import socket
 
 import trio
@@ -52,15 +53,32 @@ async def serve_proxy(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Accept until cancelled; each connection runs in its own task, errors stay its own."""
-    async with trio.open_nursery() as nursery:
+    """Accept until cancelled; each connection runs in its own task, errors stay its own.
+
+    During a `refuse` fault's window with `how = "unlisten"` the listening socket is
+    closed (new clients get ECONNREFUSED) and opened again on the same address after.
+    """
+    async with trio.open_nursery() as connections:
         task_status.started()
-        async with listener:
-            while True:
-                try:
-                    stream = await listener.accept()
-                except OSError:  # EMFILE, ENFILE, ENOBUFS: back off, keep serving the rest
-                    await trio.sleep(0.1)
-                    continue
-                stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                nursery.start_soon(proxy.handle, stream, _peer(stream))
+        while True:
+            span = proxy.plan.unlisten_window(trio.current_time())
+            async with listener:
+                with trio.move_on_at(span[0] if span else math.inf):
+                    await _accept(proxy, listener, connections)
+            host, port = listener.socket.getsockname()[:2]
+            assert span is not None
+            proxy.journal.write("unlisten", "-", until=round(span[1] - proxy.plan.started, 6))
+            await trio.sleep_until(span[1])
+            listener = await listen(host, port)
+            proxy.journal.write("listen", "-", address=f"{host}:{port}")
+
+
+async def _accept(proxy: Proxy, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError:  # EMFILE, ENFILE, ENOBUFS: back off, keep serving the rest
+            await trio.sleep(0.1)
+            continue
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        nursery.start_soon(proxy.handle, stream, _peer(stream))

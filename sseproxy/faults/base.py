@@ -22,6 +22,7 @@ __all__ = [
     "Deliver",
     "End",
     "Fault",
+    "Note",
     "Piece",
     "Reset",
     "ResponseHead",
@@ -99,7 +100,15 @@ class Reset:
     status: int | None = None
 
 
-Action = Deliver | Wake | End | Close | Reset
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Nothing to do, but worth a journal line: the fault changed something (held, dropped,
+    released, rewrote) that the peer will notice."""
+
+    detail: str
+
+
+Action = Deliver | Wake | End | Close | Reset | Note
 Terminal = End | Close | Reset
 
 
@@ -122,6 +131,11 @@ class Fault:
     def check(cls, settings: Mapping[str, Any]) -> None:
         """Refuse combinations of parameters that cannot work (raise ParamError)."""
 
+    @classmethod
+    def unlistens(cls, settings: Mapping[str, Any]) -> bool:
+        """True when the fault closes the proxy's listening socket during its window."""
+        return False
+
     def needs_events(self) -> bool:
         """True when this fault must see whole SSE blocks rather than raw chunks."""
         return False
@@ -133,6 +147,22 @@ class Fault:
         the sender as backpressure instead of piling up in the proxy.
         """
         return None
+
+    def request_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """HTTP mode: the request headers as the upstream should get them (lower-case names)."""
+        return headers
+
+    def holding(self) -> int:
+        """Bytes this fault holds back right now; they count toward the link's backpressure."""
+        return 0
+
+    def write_timeout(self) -> float | None:
+        """Longest a single write to the peer may block (a peer that stopped reading)."""
+        return None
+
+    def on_write_timeout(self, now: float) -> list[Action]:
+        """A write blocked for `write_timeout`: answer how to stop (it cannot go on)."""
+        return [Close("write timed out")]
 
     def start(self, now: float) -> list[Action]:
         """The fault becomes active on this connection (at its start, or when a window opens)."""

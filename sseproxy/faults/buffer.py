@@ -1,0 +1,109 @@
+"""buffer: hold the body back, as buffering proxies, gateways and antivirus scanners do.
+
+nginx (`proxy_buffering on`, the default) holds a response in 4k/8k buffers unless the
+upstream sends `X-Accel-Buffering: no`; compression middleware holds 32 KiB blocks;
+corporate gateways hold `text/event-stream` until the stream ends (`until = "close"`), or
+deliver each event only when the next arrives (`mode = "one-behind"`). Nothing is lost:
+what is held is delivered, in order, when the buffer fills, `flush` passes, or it ends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from sseproxy.faults import register
+from sseproxy.faults.base import Action, Deliver, End, Fault, Piece, Wake
+from sseproxy.params import Param, ParamError
+
+
+@register
+class Buffer(Fault):
+    name = "buffer"
+    summary = "Hold the body until `size` bytes are held, `flush` passes, or the stream ends."
+    params = (
+        Param("size", "size", "Deliver once this many bytes are held.", default=4096, minimum=1),
+        Param(
+            "flush",
+            "duration",
+            "Also deliver what is held this long after the first held byte (none: only when full).",
+            optional=True,
+            minimum=0.001,
+        ),
+        Param(
+            "until",
+            "choice",
+            "size: deliver when full (or flushed); close: hold everything until the stream ends.",
+            default="size",
+            choices=("size", "close"),
+        ),
+        Param(
+            "mode",
+            "choice",
+            "bytes: buffer bytes; one-behind: deliver each SSE event only "
+            "when the next one arrives.",
+            default="bytes",
+            choices=("bytes", "one-behind"),
+        ),
+        Param(
+            "respect_accel",
+            "bool",
+            "Pass the response through unbuffered when the upstream "
+            "sends `X-Accel-Buffering: no`, as nginx does.",
+            default=True,
+        ),
+    )
+
+    def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
+        super().__init__(settings, rng)
+        self.size: int = settings["size"]
+        self.flush: float | None = settings.get("flush")
+        self.until: str = settings["until"]
+        self.mode: str = settings["mode"]
+        self.respect_accel: bool = settings["respect_accel"]
+        self.held: list[Piece] = []
+        self.held_bytes = 0
+        self.bypass = False
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> None:
+        if settings["until"] == "close" and settings.get("flush") is not None:
+            raise ParamError('`flush` has no effect with until = "close"', field="flush")
+
+    def needs_events(self) -> bool:
+        return self.mode == "one-behind"
+
+    def on_piece(self, piece: Piece, now: float) -> list[Action]:
+        if piece.head is not None:
+            accel = (piece.head.header(b"x-accel-buffering") or b"").strip().lower()
+            self.bypass = self.respect_accel and accel == b"no"
+            return [Deliver(piece, now)]
+        if self.bypass:
+            return [Deliver(piece, now)]
+        if self.mode == "one-behind":
+            if piece.event is None and piece.framed:  # comments and id-only blocks wait too
+                self.held.append(piece)
+                return []
+            released, self.held = self.held, [piece]
+            return [Deliver(p, now) for p in released]
+        self.held.append(piece)
+        self.held_bytes += len(piece.data)
+        if self.until == "size" and self.held_bytes >= self.size:
+            return [*self._release(now), Wake(None)]
+        if self.flush is not None and len(self.held) == 1:
+            return [Wake(now + self.flush)]
+        return []
+
+    def on_timer(self, now: float) -> list[Action]:
+        return self._release(now)
+
+    def on_eof(self, now: float) -> list[Action]:
+        return [*self._release(now), End()]
+
+    def stop(self, now: float) -> list[Action]:
+        return self._release(now)
+
+    def _release(self, now: float) -> list[Action]:
+        released, self.held, self.held_bytes = self.held, [], 0
+        return [Deliver(piece, now) for piece in released]

@@ -1,0 +1,48 @@
+"""refuse: turn new connections away, as a restarting instance or a full backlog does.
+
+`close` and `reset` accept and then drop the connection (an empty reply, or
+ECONNRESET); `unlisten` closes the listening socket during the fault's `window`, so new
+clients get ECONNREFUSED, and opens it again when the window ends. Connections already
+open are not touched (`reset` with a window does that).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from sseproxy.faults import register
+from sseproxy.faults.base import Action, Close, Fault, Reset
+from sseproxy.params import Param
+
+
+@register
+class Refuse(Fault):
+    name = "refuse"
+    summary = "Refuse new connections: close at once, reset, or stop listening (ECONNREFUSED)."
+    params = (
+        Param(
+            "how",
+            "choice",
+            "close (empty reply), reset (RST) or unlisten (ECONNREFUSED "
+            "during the fault's window).",
+            default="close",
+            choices=("close", "reset", "unlisten"),
+        ),
+    )
+
+    def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
+        super().__init__(settings, rng)
+        self.how: str = settings["how"]
+
+    @classmethod
+    def unlistens(cls, settings: Mapping[str, Any]) -> bool:
+        return bool(settings["how"] == "unlisten")
+
+    def start(self, now: float) -> list[Action]:
+        if self.how == "reset":
+            return [Reset("refused")]
+        if self.how == "close":
+            return [Close("refused")]
+        return []
