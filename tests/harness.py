@@ -128,6 +128,15 @@ async def memory_proxy(
         scenario = scenario_of(scenario)
     origin_settings = settings or origin.OriginSettings()
 
+    with trio.fail_after(1_000_000):  # virtual seconds: a test that waits forever fails
+        async with _memory_proxy(scenario, origin_settings, mode, seed) as mp:
+            yield mp
+
+
+@asynccontextmanager
+async def _memory_proxy(
+    scenario: Scenario, origin_settings: origin.OriginSettings, mode: str, seed: int
+) -> AsyncIterator[MemoryProxy]:
     async with trio.open_nursery() as nursery:
 
         async def connect() -> trio.abc.Stream:

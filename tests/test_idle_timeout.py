@@ -119,3 +119,21 @@ async def test_before_the_response_head_the_proxy_answers_the_status(
         assert got.body == b"sseproxy: no byte for 60s\n"
         (ended,) = await mp.journal.wait_for("ended")
         assert (ended["by"], ended["reason"]) == ("proxy", "idle-timeout")
+
+
+async def test_drop_forgets_the_flow_and_leaves_the_socket_open(autojump_clock: object) -> None:
+    """Azure LB: after the idle timeout nothing passes, and nobody is told."""
+    import trio
+
+    scenario = '[[faults]]\ntype = "idle-timeout"\ntimeout = "240s"\naction = "drop"\n'
+    settings = origin.OriginSettings(interval=300, heartbeat=0)
+    async with memory_proxy(scenario, settings) as mp:
+        client = mp.client()
+        got = await client.get("/events", limit=len(origin.encode_event(1)))
+        assert got.body == origin.encode_event(1)
+        with trio.move_on_after(3600):  # event 2 at t=300 and every 300 s after: all lost
+            await client.response()
+        assert trio.current_time() == 3600  # still open, still silent
+        (note,) = mp.journal.of_kind("fault")
+        assert (note["t"], note["action"]) == (240.0, "note")
+        assert not mp.journal.of_kind("closed")

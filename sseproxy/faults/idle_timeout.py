@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from sseproxy.faults import register
-from sseproxy.faults.base import Action, Close, Deliver, End, Fault, Piece, Reset, Wake
+from sseproxy.faults.base import Action, Close, Deliver, End, Fault, Note, Piece, Reset, Wake
 from sseproxy.params import Param
 from sseproxy.units import format_duration
 
@@ -41,9 +41,10 @@ class IdleTimeout(Fault):
             "action",
             "choice",
             "How it ends: close (FIN, no clean end of the body), reset (RST), "
-            "end (a clean end of the response).",
+            "end (a clean end of the response), or drop (the flow is forgotten: nothing "
+            "passes any more and the socket stays open, as Azure's load balancer does).",
             default="close",
-            choices=("close", "reset", "end"),
+            choices=("close", "reset", "end", "drop"),
         ),
         Param(
             "status",
@@ -62,6 +63,7 @@ class IdleTimeout(Fault):
         self.counts: str = settings["counts"]
         self.action: str = settings["action"]
         self.status: int | None = settings.get("status")
+        self.dropped = False
 
     def needs_events(self) -> bool:
         return self.counts == "events"
@@ -70,6 +72,8 @@ class IdleTimeout(Fault):
         return [Wake(now + self.timeout)]
 
     def on_piece(self, piece: Piece, now: float) -> list[Action]:
+        if self.dropped:
+            return []
         if self.counts == "bytes" or piece.event is not None:
             return [Deliver(piece, now), Wake(now + self.timeout)]
         return [Deliver(piece, now)]
@@ -77,4 +81,10 @@ class IdleTimeout(Fault):
     def on_timer(self, now: float) -> list[Action]:
         what = "byte" if self.counts == "bytes" else "event"
         detail = f"no {what} for {format_duration(self.timeout)}"
+        if self.action == "drop":
+            self.dropped = True
+            return [Note(f"{detail}: flow dropped, socket left open")]
         return [_STOPS[self.action](detail, self.status)]
+
+    def on_eof(self, now: float) -> list[Action]:
+        return [] if self.dropped else [End()]
