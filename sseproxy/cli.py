@@ -271,12 +271,22 @@ async def _serve(host: str, port: int, settings: origin.OriginSettings) -> None:
 
 @main.group()
 def scenarios() -> None:
-    """List, show, validate and describe scenarios and faults."""
+    """List, show, validate and describe scenarios and faults.
+
+    \b
+    Examples:
+      sseproxy scenarios list
+      sseproxy scenarios describe idle-timeout
+      sseproxy scenarios validate my-scenario.toml
+    """
 
 
 @scenarios.command("list")
 def scenarios_list() -> None:
-    """The presets shipped with sseproxy (use one with `run --scenario NAME`)."""
+    """The presets shipped with sseproxy (use one with `run --scenario NAME`).
+
+    Example: sseproxy scenarios list
+    """
     for name in preset_names():
         try:
             description = load_scenario(name).description
@@ -288,7 +298,10 @@ def scenarios_list() -> None:
 @scenarios.command("show")
 @click.argument("name")
 def scenarios_show(name: str) -> None:
-    """Print a preset's file (or any scenario file)."""
+    """Print a preset's file (or any scenario file), to read or to copy and adapt.
+
+    Example: sseproxy scenarios show nginx-default > my-nginx.toml
+    """
     with _friendly_errors():
         scenario = load_scenario(name)
         assert scenario.path is not None

@@ -129,6 +129,10 @@ class Param:
             if not isinstance(value, dict):
                 raise wrong
             return {_header_name(name): _header_value(name, text) for name, text in value.items()}
+        if self.kind == "table":
+            if not isinstance(value, dict):
+                raise wrong
+            return value
         if self.kind == "names":
             if not isinstance(value, list):
                 raise wrong

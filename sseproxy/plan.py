@@ -36,9 +36,13 @@ class Plan:
     started: float
     """trio time at which scenario time is 0."""
     counts: list[int] = field(default_factory=list)
+    """Per fault: connections that matched."""
+    picked: list[int] = field(default_factory=list)
+    """Per fault: connections that `every` picked (what `first` limits)."""
 
     def __post_init__(self) -> None:
         self.counts = [0] * len(self.scenario.faults)
+        self.picked = [0] * len(self.scenario.faults)
 
     def unlisten_window(self, now: float) -> tuple[float, float] | None:
         """The next span (trio time) during which the proxy must not listen, if any."""
@@ -57,10 +61,10 @@ class Plan:
             if not spec.match.matches(request):
                 continue
             self.counts[index] += 1
-            nth = self.counts[index]
-            if spec.first is not None and nth > spec.first:
+            if self.counts[index] % spec.every:
                 continue
-            if nth % spec.every:
+            self.picked[index] += 1
+            if spec.first is not None and self.picked[index] > spec.first:
                 continue
             draw = random.Random(f"{self.seed}:{number}:{index}")
             if draw.random() >= spec.probability:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import fnmatch
+import json
 import math
 import re
 import tomllib
@@ -77,7 +78,13 @@ COMMON_FIELDS: tuple[Param, ...] = (
         default=1,
         minimum=1,
     ),
-    Param("first", "int", "Only the first N matching connections.", optional=True, minimum=1),
+    Param(
+        "first",
+        "int",
+        "Only the first N connections (of those `every` picks).",
+        optional=True,
+        minimum=1,
+    ),
     Param("window", "table", 'Scenario time span: { from = "30s", until = "90s" }.', optional=True),
     Param(
         "match",
@@ -89,6 +96,7 @@ COMMON_FIELDS: tuple[Param, ...] = (
 )
 _SCALAR_COMMON = {p.name: p for p in COMMON_FIELDS if p.name not in ("type", "window", "match")}
 _SCENARIO_FIELDS = ("name", "description", "source", "seed")
+_HEADER = re.compile(r"^\s*(\[\[?\s*[^\]]+?\s*\]\]?)\s*(?:#.*)?$")
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ class Match:
         if self.methods and request.method.upper() not in self.methods:
             return False
         return all(
-            fnmatch.fnmatchcase(request.headers.get(name, ""), pattern)
+            name in request.headers and fnmatch.fnmatchcase(request.headers[name], pattern)
             for name, pattern in self.headers
         )
 
@@ -214,8 +222,7 @@ def _toml(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -286,24 +293,33 @@ class _Reader:
         return ScenarioError(message, file=file, where=", ".join(parts) or None)
 
     def _line(self, fault: int | None, key: str | None) -> int | None:
-        """Best effort: the line of `key` inside the fault-th [[faults]] table."""
+        """Best effort: the line of `key` in the fault-th [[faults]] table, or in [scenario],
+        or of a table header named `key` (tomllib keeps no positions, so we look)."""
         lines = self.text.splitlines()
-        start, end = 0, len(lines)
+        heads = [(i, match.group(1)) for i, line in enumerate(lines)
+                 if (match := _HEADER.match(line))]  # fmt: skip
+        sections: list[tuple[str, int, int]] = [("", 0, heads[0][0] if heads else len(lines))]
+        for n, (i, name) in enumerate(heads):
+            end = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
+            sections.append((name.strip("[] \t"), i, end))
         if fault is not None:
-            heads = [i for i, line in enumerate(lines) if line.strip() == "[[faults]]"]
-            if fault >= len(heads):
+            faults = [s for s in sections if s[0] == "faults"]
+            if fault >= len(faults):
                 return None
-            start = heads[fault]
-            later = [i for i, line in enumerate(lines) if i > start and line.lstrip()[:1] == "["]
-            end = later[0] if later else len(lines)
+            candidates = [faults[fault]]
+        else:
+            candidates = [s for s in sections if s[0] in ("", "scenario")]
+            header = next((i for name, i, _ in sections if key and name == key), None)
+            if header is not None:
+                return header + 1
         if key is None:
-            return start + 1 if fault is not None else None
-        top = key.split(".")[0]
-        pattern = re.compile(rf"^\s*{re.escape(top)}\s*[=.]")
-        for i in range(start, end):
-            if pattern.match(lines[i]):
-                return i + 1
-        return start + 1 if fault is not None else None
+            return candidates[0][1] + 1 if fault is not None else None
+        pattern = re.compile(rf"^\s*[\"']?{re.escape(key.split('.')[0])}[\"']?\s*[=.]")
+        for _, start, end in candidates:
+            for i in range(start, end):
+                if pattern.match(lines[i]):
+                    return i + 1
+        return candidates[0][1] + 1 if fault is not None else None
 
     def scenario(self, data: dict[str, Any]) -> Scenario:
         unknown = sorted(set(data) - {"scenario", "faults"})

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 from sseproxy.errors import UnitError
 
 __all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
 
-_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION_UNITS = {
+    "us": Fraction(1, 10**6),
+    "ms": Fraction(1, 1000),
+    "s": Fraction(1),
+    "m": Fraction(60),
+    "min": Fraction(60),
+    "h": Fraction(3600),
+}
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -36,17 +44,28 @@ def parse_duration(text: str, *, bare_seconds: bool = False) -> float:
     match = _NUMBER_UNIT.match(text) if isinstance(text, str) else None
     if match is None:
         raise UnitError(f"{text!r} is not {_DURATION_HINT}")
-    number, unit = float(match.group(1)), match.group(2).lower()
+    number, unit = _exact(match.group(1), text), match.group(2).lower()
     if not unit:
-        if bare_seconds:
-            return number
-        raise UnitError(f"{text!r} has no unit; write {_DURATION_HINT}")
+        if not bare_seconds:
+            raise UnitError(f"{text!r} has no unit; write {_DURATION_HINT}")
+        unit = "s"
     if unit not in _DURATION_UNITS:
         raise UnitError(f"{text!r} has an unknown unit {unit!r}; write {_DURATION_HINT}")
-    value = number * _DURATION_UNITS[unit]
+    try:
+        value = float(number * _DURATION_UNITS[unit])  # exact first: '119ms' is 0.119
+    except OverflowError:
+        value = math.inf
     if not math.isfinite(value):
         raise UnitError(f"{text!r} is not a finite duration")
     return value
+
+
+def _exact(number: str, text: str) -> Fraction:
+    """The decimal as written, exactly (floats would lose digits of sizes and durations)."""
+    exponent = number.lower().partition("e")[2]
+    if exponent and abs(int(exponent)) > 400:  # '1e999999' would build a huge integer
+        raise UnitError(f"{text!r} is out of range")
+    return Fraction(number)
 
 
 def parse_size(text: str, *, bare_bytes: bool = False) -> int:
@@ -54,7 +73,7 @@ def parse_size(text: str, *, bare_bytes: bool = False) -> int:
     match = _NUMBER_UNIT.match(text) if isinstance(text, str) else None
     if match is None:
         raise UnitError(f"{text!r} is not {_SIZE_HINT}")
-    number, unit = float(match.group(1)), match.group(2).lower()
+    number, unit = _exact(match.group(1), text), match.group(2).lower()
     if not unit:
         if not bare_bytes:
             raise UnitError(f"{text!r} has no unit; write {_SIZE_HINT}")
@@ -62,8 +81,10 @@ def parse_size(text: str, *, bare_bytes: bool = False) -> int:
     if unit not in _SIZE_UNITS:
         raise UnitError(f"{text!r} has an unknown unit {unit!r}; write {_SIZE_HINT}")
     value = number * _SIZE_UNITS[unit]
-    if value != int(value):
+    if value.denominator != 1:
         raise UnitError(f"{text!r} is not a whole number of bytes")
+    if value >= 2**63:
+        raise UnitError(f"{text!r} is out of range (not a finite size a proxy could hold)")
     return int(value)
 
 
@@ -78,8 +99,8 @@ def format_duration(seconds: float) -> str:
         if count >= 1 and abs(count - round(count)) < 1e-9:
             return f"{round(count)}{unit}"
     milliseconds = seconds * 1000
-    if abs(milliseconds - round(milliseconds, 3)) < 1e-9:
-        return f"{round(milliseconds, 3):g}ms"
+    if milliseconds == round(milliseconds, 3):
+        return f"{round(milliseconds, 3)!r}".removesuffix(".0") + "ms"
     return f"{seconds!r}s"
 
 

@@ -1,0 +1,368 @@
+"""Journal -> `Report`: totals, closes, durations, clients, reconnects, heartbeats, timeline.
+
+Connections are sorted into kinds first, because the user story's "146 % disconnect rate"
+came from counting unlike things against each other:
+
+- stream: its response was a 2xx `text/event-stream` (an established stream);
+- failed: a stream attempt that got no stream: a request for a path that serves streams
+  elsewhere in the journal (or one carrying `Last-Event-ID`) answered with an error
+  status, something else, or nothing;
+- request: any other HTTP request; no-request: a connection that sent none; tcp: TCP mode.
+
+Closes and durations are about streams when the journal has any (else all connections),
+so that a stream is counted once when it opens and at most once when it ends.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+
+from sseproxy.errors import ScenarioError
+from sseproxy.report.causes import explain, side_of
+from sseproxy.report.heartbeats import FaultInfo, heartbeats
+from sseproxy.report.model import (
+    ClientGroup,
+    CloseRow,
+    Closes,
+    Count,
+    Durations,
+    FailedRow,
+    ReasonDurations,
+    Report,
+    Totals,
+)
+from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, reconnects
+from sseproxy.report.records import Connection, Journals
+from sseproxy.report.stats import histogram, human_duration, summarize, ua_family
+from sseproxy.report.timeline import timeline
+from sseproxy.scenario import Scenario, load_scenario
+
+__all__ = ["analyse", "kinds", "resolve_faults"]
+
+
+def kinds(conns: Iterable[Connection]) -> dict[str, str]:
+    """connection key -> stream, failed, request, no-request or tcp (see the docstring)."""
+    conns = list(conns)
+    stream_paths = {r.path for c in conns for r in c.requests if r.is_event_stream and r.target}
+    result = {}
+    for conn in conns:
+        main = conn.main_request
+        if conn.mode == "tcp":
+            kind = "tcp"
+        elif main is None:
+            kind = "no-request"
+        elif main.is_event_stream:
+            kind = "stream"
+        elif (main.target and main.path in stream_paths) or main.last_event_id is not None:
+            kind = "failed"
+        else:
+            kind = "request"
+        result[conn.key] = kind
+    return result
+
+
+def resolve_faults(
+    names: Iterable[str], override: Scenario | None = None
+) -> tuple[dict[str, FaultInfo], list[str]]:
+    """The faults of the scenarios the journal names (by preset or file), or of `override`."""
+    scenarios: list[Scenario] = []
+    notes: list[str] = []
+    if override is not None:
+        scenarios.append(override)
+    else:
+        for name in names:
+            if name in ("", "none"):
+                continue
+            try:
+                scenarios.append(load_scenario(name))
+            except ScenarioError:
+                notes.append(
+                    f"scenario {name!r} is neither a preset nor a file here: fault types and "
+                    "timeouts come from the journal only (give it with --scenario)"
+                )
+    faults: dict[str, FaultInfo] = {}
+    for scenario in scenarios:
+        for spec in scenario.faults:
+            faults.setdefault(spec.name, FaultInfo(spec.name, spec.type, dict(spec.settings)))
+    return faults, notes
+
+
+def _short(detail: str) -> str:
+    """A detail fit for a table cell (a shutdown's is a Python repr: not for people)."""
+    if detail.startswith(("Cancelled(", "<", "ExceptionGroup(", "BaseExceptionGroup(")):
+        return ""
+    return detail if len(detail) <= 60 else detail[:59] + "\u2026"
+
+
+def _count(counter: Counter[str], total: int) -> list[Count]:
+    return [Count(name, n, n / total if total else 0.0) for name, n in counter.most_common()]
+
+
+def _status(conn: Connection) -> str:
+    main = conn.main_request
+    if main is None or main.status is None:
+        return "no response"
+    return f"{main.status} (from proxy)" if main.status_by_proxy else str(main.status)
+
+
+def _totals(journals: Journals, conns: list[Connection], kind: Mapping[str, str]) -> Totals:
+    kinds_seen = Counter(kind.values())
+    requests = [r for c in conns for r in c.requests if r.target]
+    paths = Counter(r.path for r in requests)
+    statuses: Counter[str] = Counter()
+    for c in conns:
+        for r in c.requests:
+            statuses["no response" if r.status is None else str(r.status)] += 1
+    listeners = Counter(c.listener for c in conns if c.listener)
+    connects = [c.upstream_connect for c in conns if c.upstream_connect is not None]
+    first = min((c.opened for c in conns), default=0.0)
+    return Totals(
+        journals=journals.sources,
+        runs=journals.runs,
+        scenarios=journals.scenarios,
+        seeds=journals.seeds,
+        unreadable_lines=journals.unreadable,
+        span=max(0.0, journals.end - first),
+        connections=len(conns),
+        closed=sum(1 for c in conns if not c.is_open),
+        still_open=sum(1 for c in conns if c.is_open),
+        streams=kinds_seen["stream"],
+        failed_attempts=kinds_seen["failed"],
+        other_requests=kinds_seen["request"],
+        no_request=kinds_seen["no-request"],
+        tcp=kinds_seen["tcp"],
+        requests=sum(len(c.requests) for c in conns),
+        paths=_count(paths, len(requests)),
+        statuses=_count(statuses, sum(statuses.values())),
+        listeners=_count(listeners, len(conns)),
+        upstream_connect=summarize(connects) if connects else None,
+    )
+
+
+def _closes(
+    population: list[Connection],
+    label: str,
+    failed: list[Connection],
+    reconnected: int,
+    faults: Mapping[str, FaultInfo],
+) -> Closes:
+    closed = [c for c in population if not c.is_open]
+    groups: dict[str, list[Connection]] = defaultdict(list)
+    for conn in closed:
+        groups[conn.cause].append(conn)
+    rows, sides = [], Counter[str]()
+    for cause, members in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        side, fault_type = side_of(members[0], faults)
+        sides[side] += len(members)
+        durations = [c.duration for c in members if c.duration is not None]
+        rows.append(
+            CloseRow(
+                cause=cause,
+                by=members[0].by or "?",
+                reason=members[0].reason or "?",
+                side=side,
+                fault_type=fault_type,
+                count=len(members),
+                share=len(members) / len(closed),
+                p50_duration=summarize(durations).p50,
+                example_detail=_short(next((c.detail for c in members if c.detail), "")),
+                explanation=explain(members[0], fault_type),
+            )
+        )
+    failed_rows = Counter((_status(c), c.cause) for c in failed)
+    established = len(population)
+    rate = len(closed) / established if established else None
+    return Closes(
+        population=label,
+        established=established,
+        closed=len(closed),
+        still_open=established - len(closed),
+        rows=rows,
+        by_side=_count(sides, len(closed)),
+        failed=[FailedRow(status, cause, n) for (status, cause), n in failed_rows.most_common()],
+        disconnect_rate=rate,
+        explanation=_disconnect_paragraph(
+            label, established, len(closed), reconnected, failed_rows, sides
+        ),
+    )
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.0f} %" if share >= 0.01 or share == 0 else f"{share * 100:.1f} %"
+
+
+def _disconnect_paragraph(
+    label: str,
+    established: int,
+    closed: int,
+    reconnected: int,
+    failed: Counter[tuple[str, str]],
+    sides: Counter[str],
+) -> str:
+    if not established:
+        return "No connection was established, so there is no disconnect rate."
+    noun = "streams" if label == "streams" else "connections"
+    said = [
+        f"{established} {noun} were established and {closed} of them ended "
+        f"({_pct(closed / established)}); {established - closed} were still open at the end. "
+        f"Each is counted once when it opens and at most once when it ends, so this "
+        f"disconnect rate cannot exceed 100 %."
+    ]
+    if label == "streams":
+        said.append(
+            f"{reconnected} of the {established} streams were reconnects (a client's next "
+            "stream after one ended): each is a stream of its own, not an extra disconnect."
+        )
+        attempts = sum(failed.values())
+        if attempts:
+            statuses = Counter[str]()
+            for (status, _cause), n in failed.items():
+                statuses[status] += n
+            shown = ", ".join(f"{status} x{n}" for status, n in statuses.most_common())
+            said.append(
+                f"{attempts} attempts never became a stream ({shown}); they are counted "
+                "apart, not as disconnects."
+            )
+    if closed:
+        shown = ", ".join(f"{side} {n}" for side, n in sides.most_common())
+        said.append(f"Who ended them: {shown}.")
+    said.append(
+        "A figure such as 180 'cancelled' against 123 'established' (146 %) counts something "
+        "other than established streams ending: failed attempts, reconnect attempts, or one "
+        "session cleaned up twice."
+    )
+    return " ".join(said)
+
+
+def _durations(population: list[Connection], label: str, end: float) -> Durations:
+    closed = [c for c in population if not c.is_open and c.duration is not None]
+    values = [c.duration for c in closed if c.duration is not None]
+    per: dict[str, list[float]] = defaultdict(list)
+    for conn in closed:
+        if conn.duration is not None:
+            per[conn.cause].append(conn.duration)
+    ages = [max(0.0, end - c.opened) for c in population if c.is_open]
+    return Durations(
+        population=label,
+        overall=summarize(values),
+        histogram=histogram(values),
+        per_cause=[
+            ReasonDurations(cause, summarize(v), histogram(v))
+            for cause, v in sorted(per.items(), key=lambda item: (-len(item[1]), item[0]))
+        ],
+        still_open=summarize(ages),
+    )
+
+
+def _clients(conns: list[Connection], found: Lineage) -> list[ClientGroup]:
+    groups: dict[tuple[str, str], list[Connection]] = defaultdict(list)
+    for conn in conns:
+        groups[(conn.host, ua_family(conn.user_agent))].append(conn)
+    reconnected = Counter(hop.next for hop in found.hops)
+    kind = kinds(conns)
+    rows = []
+    for (host, family), members in groups.items():
+        # lifetimes and causes of the streams when there are any: a POST beside a stream
+        # says nothing about why the stream died
+        streams = [c for c in members if kind[c.key] == "stream"] or members
+        durations = [c.duration for c in streams if c.duration is not None and not c.is_open]
+        agents = Counter(c.user_agent or "(none)" for c in members)
+        causes = Counter(c.cause for c in streams if not c.is_open)
+        rows.append(
+            ClientGroup(
+                host=host,
+                family=family,
+                user_agents=[ua for ua, _n in agents.most_common()],
+                connections=len(members),
+                streams=sum(1 for c in members if kind[c.key] == "stream"),
+                failed=sum(1 for c in members if kind[c.key] == "failed"),
+                reconnects=sum(reconnected[c.key] for c in members),
+                mean_lifetime=sum(durations) / len(durations) if durations else None,
+                top_cause=causes.most_common(1)[0][0] if causes else "open",
+            )
+        )
+    rows.sort(key=lambda r: (-r.connections, r.host, r.family))
+    return rows
+
+
+def _summary(report: Report) -> list[str]:
+    c, r = report.closes, report.reconnects
+    said = []
+    for row in c.rows[:3]:
+        detail = f' ("{row.example_detail}")' if row.example_detail else ""
+        said.append(
+            f"{_pct(row.share)} of the {c.closed} {c.population} that ended: {row.cause}, "
+            f"{row.side}{detail}."
+        )
+    for hb in report.heartbeats:
+        said += [f"{hb.path}: {x.sentence}" for x in hb.checks if x.verdict != "unknown"]
+    if r.reconnects:
+        res = r.resume
+        said.append(
+            f"{r.reconnects} reconnects: {res.lost} events lost on {res.skipped} of them, "
+            f"{res.replayed} replayed on {res.repeated}; the last id given was not sent back "
+            f"as Last-Event-ID {res.sent_missing + res.sent_mismatch} times."
+        )
+    if c.failed:
+        attempts = sum(f.count for f in c.failed)
+        said.append(f"{attempts} attempts failed and are not counted as disconnects.")
+    return said
+
+
+def analyse(
+    journals: Journals,
+    scenario: Scenario | None = None,
+    *,
+    reconnect_window: float = RECONNECT_WINDOW,
+) -> Report:
+    """Everything the report says about `journals`; `scenario` overrides the named ones.
+
+    A stream attempt opened within `reconnect_window` seconds after the same client's
+    previous one closed is a reconnect; later, it starts a new chain.
+    """
+    conns = sorted(journals.connections, key=lambda c: (c.opened, c.key))
+    kind = kinds(conns)
+    faults, notes = resolve_faults(journals.scenarios, scenario)
+    notes = [*journals.notes, *notes]
+    if journals.unreadable:
+        notes.append(
+            f"{journals.unreadable} journal lines could not be read (cut short or not JSON) "
+            "and were skipped"
+        )
+    streams = [c for c in conns if kind[c.key] == "stream"]
+    failed = [c for c in conns if kind[c.key] == "failed"]
+    attempts = [c for c in conns if kind[c.key] in ("stream", "failed")]
+    stream_keys = {c.key for c in streams}
+    status = {c.key: _status(c) for c in attempts}
+    found = lineage(attempts, stream_keys, status, reconnect_window)
+    reconnected = sum(1 for hop in found.hops if hop.next in stream_keys)
+    if streams:
+        population, label = streams, "streams"
+    else:
+        population, label = (
+            [c for c in conns if kind[c.key] != "no-request"] or conns,
+            "connections",
+        )
+    if not conns:
+        notes.append("the journal has no connections")
+    elif streams and any(c.events_down is None for c in streams if not c.is_open):
+        notes.append("some streams have no event counts (journal written by an older sseproxy)")
+    report = Report(
+        totals=_totals(journals, conns, kind),
+        closes=_closes(population, label, failed, reconnected, faults),
+        durations=_durations(population, label, journals.end),
+        clients=_clients(conns, found),
+        reconnects=reconnects(attempts, found, stream_keys, reconnect_window),
+        heartbeats=heartbeats(streams, faults, journals.end),
+        timeline=timeline(conns, kind, found, journals.end, faults),
+        notes=notes,
+    )
+    report.summary = _summary(report)
+    if report.totals.span and report.durations.still_open.count:
+        oldest = report.durations.still_open.max
+        notes.append(
+            f"{report.durations.still_open.count} {label} still open at the end (the oldest "
+            f"{human_duration(oldest)} old): they are not in the duration statistics"
+        )
+    return report

@@ -1,0 +1,292 @@
+"""The report as plain-text tables for a terminal (stdout)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from sseproxy.report.model import Report
+from sseproxy.report.stats import BUCKETS, NUMERIC, Summary, human_duration
+
+__all__ = ["render_text", "table"]
+
+WIDTH = 100
+LIMIT = 20
+"""Rows shown per long table (clients, chains, reconnects); --json has them all."""
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: int = 2) -> list[str]:
+    """Columns padded to fit; numbers (and '-') right-aligned, text left-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
+    lines = []
+    for row in [list(headers), *cells]:
+        parts = [
+            c.rjust(w) if numeric[i] else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append((" " * indent + "  ".join(parts)).rstrip())
+    return lines
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _is_number(value: object) -> bool:
+    return (
+        value is None
+        or isinstance(value, int | float)
+        or (isinstance(value, str) and NUMERIC.match(value) is not None)
+    )
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.0f} %" if share >= 0.01 or share == 0 else f"{share * 100:.1f} %"
+
+
+def _wrap(text: str, indent: int = 2, hang: int = 0) -> list[str]:
+    pad = " " * indent
+    return textwrap.wrap(text, WIDTH, initial_indent=pad, subsequent_indent=pad + " " * hang)
+
+
+def _stats(name: str, s: Summary) -> list[object]:
+    h = human_duration
+    return [name, s.count, h(s.min), h(s.p50), h(s.p90), h(s.p99), h(s.max)]
+
+
+def _more(shown: int, total: int) -> list[str]:
+    return [f"  ... and {total - shown} more (see --json or --html)"] if total > shown else []
+
+
+def render_text(report: Report) -> str:
+    t, c, d, r = report.totals, report.closes, report.durations, report.reconnects
+    out: list[str] = []
+    scenarios = ", ".join(t.scenarios) or "none"
+    seeds = ", ".join(str(s) for s in t.seeds) or "-"
+    runs = f"{t.runs} run" + ("s" if t.runs != 1 else "")
+    out += [
+        f"sseproxy report: {', '.join(t.journals)} ({runs}, {human_duration(t.span)}; "
+        f"scenario {scenarios}, seed {seeds})",
+        "",
+        *(
+            ["SUMMARY", *[line for s in report.summary for line in _wrap(f"- {s}", hang=2)], ""]
+            if report.summary
+            else []
+        ),
+        "TOTALS",
+        f"  {t.connections} connections: {t.streams} streams, {t.failed_attempts} failed "
+        f"stream attempts, {t.other_requests} other requests, {t.no_request} without a "
+        f"request" + (f", {t.tcp} TCP" if t.tcp else ""),
+        f"  {t.closed} closed, {t.still_open} still open at the end; {t.requests} requests",
+    ]
+    if t.upstream_connect is not None:
+        u = t.upstream_connect
+        out.append(
+            f"  upstream connect time p50 {human_duration(u.p50)}, max {human_duration(u.max)}"
+        )
+    if t.paths:
+        out += [
+            "",
+            *table(
+                ["path", "requests", "share"], [[p.name, p.count, _pct(p.share)] for p in t.paths]
+            ),
+        ]
+    if t.statuses:
+        out += [
+            "",
+            *table(
+                ["status", "responses", "share"],
+                [[s.name, s.count, _pct(s.share)] for s in t.statuses],
+            ),
+        ]
+    if t.listeners:
+        out += ["", *table(["listener", "connections"], [[x.name, x.count] for x in t.listeners])]
+
+    out += ["", f"CLOSES ({c.population})"]
+    if c.rows:
+        out += table(
+            ["cause (by/reason)", "side", "count", "share", "p50 life", "detail (example)"],
+            [
+                [
+                    x.cause,
+                    x.side,
+                    x.count,
+                    _pct(x.share),
+                    human_duration(x.p50_duration),
+                    x.example_detail,
+                ]
+                for x in c.rows
+            ],
+        )
+        out.append("")
+        for x in c.rows:
+            out += _wrap(f"{x.cause}: {x.explanation}", 4)
+        out += [
+            "",
+            *table(
+                ["side", "count", "share"], [[s.name, s.count, _pct(s.share)] for s in c.by_side]
+            ),
+        ]
+    if c.failed:
+        out += ["", "  failed stream attempts (not disconnects):"]
+        out += table(["status", "cause", "count"], [[f.status, f.cause, f.count] for f in c.failed])
+    rate = "-" if c.disconnect_rate is None else _pct(c.disconnect_rate)
+    out += ["", f"  Disconnect rate {rate}:", *_wrap(c.explanation, 4)]
+
+    out += ["", f"DURATIONS ({d.population}, closed)"]
+    heads = ["", "count", "min", "p50", "p90", "p99", "max"]
+    rows = [_stats("all", d.overall), *[_stats(p.cause, p.summary) for p in d.per_cause]]
+    out += table(heads, rows)
+    labels = [label for label, _low, _high in BUCKETS]
+    hist = [
+        ["all", *d.histogram.values()],
+        *[[p.cause, *p.histogram.values()] for p in d.per_cause],
+    ]
+    out += ["", *table(["", *labels], hist)]
+    if d.still_open.count:
+        out.append(
+            f"  still open: {d.still_open.count}, ages {human_duration(d.still_open.min)} to "
+            f"{human_duration(d.still_open.max)}"
+        )
+
+    out += ["", "CLIENTS (by address and user agent family)"]
+    shown = report.clients[:LIMIT]
+    out += table(
+        [
+            "address",
+            "family",
+            "conns",
+            "streams",
+            "failed",
+            "reconnects",
+            "mean life",
+            "top cause",
+            "user agent",
+        ],
+        [
+            [
+                g.host,
+                g.family,
+                g.connections,
+                g.streams,
+                g.failed,
+                g.reconnects,
+                human_duration(g.mean_lifetime),
+                g.top_cause,
+                g.user_agents[0][:40]
+                + (f" (+{len(g.user_agents) - 1})" if len(g.user_agents) > 1 else ""),
+            ]
+            for g in shown
+        ],
+    )
+    out += _more(len(shown), len(report.clients))
+
+    out += ["", "RECONNECTS"]
+    for sentence in r.sentences:
+        out += _wrap(sentence)
+    out += _wrap(
+        f"(A reconnect is the same client, or session, connecting again within "
+        f"{human_duration(r.window)} after its previous connection closed.)"
+    )
+    chains = [x for x in r.chain_rows if x.reconnects][:LIMIT]
+    if chains:
+        out.append("")
+        out += table(
+            [
+                "client or session",
+                "conns",
+                "reconnects",
+                "failed",
+                "delay p50",
+                "delay max",
+                "lost",
+                "replayed",
+            ],
+            [
+                [
+                    x.label,
+                    len(x.connections),
+                    x.reconnects,
+                    x.failed,
+                    human_duration(x.delay_p50),
+                    human_duration(x.delay_max),
+                    x.lost,
+                    x.replayed,
+                ]
+                for x in chains
+            ],
+        )
+        out += _more(len(chains), r.chains_with_reconnects)
+    odd = [h for h in r.hops if h.lost or h.replayed or h.client_check in ("missing", "mismatch")]
+    odd.sort(key=lambda h: -(h.lost + h.replayed))
+    if odd:
+        out += ["", "  reconnects that did not resume exactly:"]
+        out += table(
+            [
+                "from",
+                "to",
+                "delay",
+                "status",
+                "last id given",
+                "Last-Event-ID",
+                "first id",
+                "result",
+            ],
+            [
+                [
+                    h.previous,
+                    h.next,
+                    human_duration(h.delay),
+                    h.status,
+                    h.expected_id,
+                    h.sent_id,
+                    h.first_id,
+                    _result(h.server_check, h.lost, h.replayed, h.client_check),
+                ]
+                for h in odd[:LIMIT]
+            ],
+        )
+        out += _more(min(len(odd), LIMIT), len(odd))
+
+    out += ["", "HEARTBEATS (longest silence per path vs. the scenario's timeouts)"]
+    if not report.heartbeats:
+        out.append("  no streams")
+    for hb in report.heartbeats:
+        out.append(
+            f"  {hb.path}: {hb.streams} streams; longest gap between bytes "
+            f"{human_duration(hb.longest_gap)}, between events "
+            f"{human_duration(hb.longest_event_gap)}; longest stream "
+            f"{human_duration(hb.longest_stream)}"
+        )
+        for check in hb.checks:
+            out += _wrap(f"[{check.verdict}] {check.sentence}", 4)
+        if not hb.checks:
+            out.append("    no silence timeout applied to these streams")
+    if report.notes:
+        out += ["", "NOTES"]
+        for note in report.notes:
+            out += _wrap(f"- {note}", hang=2)
+    return "\n".join(out) + "\n"
+
+
+def _result(server: str, lost: int, replayed: int, client: str) -> str:
+    parts = []
+    if client == "missing":
+        parts.append("no Last-Event-ID sent")
+    elif client == "mismatch":
+        parts.append("wrong Last-Event-ID")
+    if lost:
+        parts.append(f"{lost} lost")
+    if replayed:
+        parts.append(f"{replayed} replayed")
+    if not lost and not replayed and server not in ("ok", "failed"):
+        parts.append(server)
+    return ", ".join(parts)

@@ -1,0 +1,113 @@
+"""The timeline's data: one row per client (or session), one bar per connection.
+
+Bars are coloured by close cause; the colour families say who closed (blues: the client,
+greens: the server, reds and oranges: a fault acting as an intermediary, purples: a
+fault acting as the client, grey: the proxy stopping, light grey: still open). Markers
+are fault firings; gaps join a connection to the reconnect that followed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sseproxy.report.causes import side_of
+from sseproxy.report.heartbeats import FaultInfo
+from sseproxy.report.model import Bar, Gap, Marker, Row, Timeline
+from sseproxy.report.reconnects import Lineage, chain_key, chain_label
+from sseproxy.report.records import Connection
+
+__all__ = ["MAX_ROWS", "timeline"]
+
+MAX_ROWS = 250
+"""Rows beyond this (the clients that connected last) are left out of the picture."""
+
+_PALETTES: Mapping[str, tuple[str, ...]] = {
+    "client": ("#4e79a7", "#7aa6d6", "#2b4f75", "#a0c4e8"),
+    "server": ("#59a14f", "#8cd17d", "#3b7a33"),
+    "intermediary (fault)": ("#e15759", "#f28e2b", "#b6392d", "#ffa95e", "#c9485b"),
+    "client (fault)": ("#9c6fb6", "#c29fd6", "#6f4a87"),
+    "proxy shutdown": ("#8c8c8c",),
+    "proxy": ("#5d5552", "#7b706c"),
+}
+OPEN_COLOUR = "#d9d9d9"
+
+
+def timeline(
+    conns: list[Connection],
+    kind: Mapping[str, str],
+    found: Lineage,
+    end: float,
+    faults: Mapping[str, FaultInfo],
+) -> Timeline:
+    row_of: dict[str, int] = {}
+    rows: list[Row] = []
+    hidden: set[str] = set()
+    for conn in conns:  # sorted by opening time: rows appear in order of first connection
+        key = found.chain_of.get(conn.key) or chain_key(conn)
+        if key not in row_of and key not in hidden:
+            if len(rows) >= MAX_ROWS:
+                hidden.add(key)
+                continue
+            row_of[key] = len(rows)
+            rows.append(Row(key, found.labels.get(key) or chain_label(conn)))
+    colours: dict[str, str] = {}
+    used: dict[str, int] = {}
+    bars: list[Bar] = []
+    markers: list[Marker] = []
+    row_of_conn: dict[str, int] = {}
+    for conn in conns:
+        key = found.chain_of.get(conn.key) or chain_key(conn)
+        if key not in row_of:
+            continue
+        row = row_of_conn[conn.key] = row_of[key]
+        cause = conn.cause
+        if cause not in colours:
+            if conn.is_open:
+                colours[cause] = OPEN_COLOUR
+            else:
+                palette = _PALETTES[side_of(conn, faults)[0]]
+                n = used.get(palette[0], 0)
+                used[palette[0]] = n + 1
+                colours[cause] = palette[n % len(palette)]
+        main = conn.main_request
+        status = "" if main is None or main.status is None else str(main.status)
+        bars.append(
+            Bar(
+                conn=conn.key,
+                row=row,
+                start=conn.opened,
+                end=conn.closed_at if conn.closed_at is not None else end,
+                open=conn.is_open,
+                kind=kind.get(conn.key, "?"),
+                cause=cause,
+                path=(main.target if main else "") or "",
+                status=status,
+                detail=conn.detail or "",
+                events=conn.events_down,
+                first_id=conn.first_id,
+                last_id=conn.last_id,
+            )
+        )
+        for fired in conn.faults:
+            markers.append(Marker(row, fired.t, conn.key, fired.fault, fired.action, fired.detail))
+    by_key = {c.key: c for c in conns}
+    gaps = []
+    for hop in found.hops:
+        if hop.next not in row_of_conn:
+            continue
+        previous = by_key[hop.previous]
+        assert previous.closed_at is not None
+        verdict = hop.server_check if hop.server_check not in ("fresh", "failed") else ""
+        gaps.append(
+            Gap(
+                row=row_of_conn[hop.next],
+                start=min(previous.closed_at, by_key[hop.next].opened),
+                end=by_key[hop.next].opened,
+                previous=hop.previous,
+                next=hop.next,
+                verdict=verdict,
+                lost=hop.lost,
+                replayed=hop.replayed,
+            )
+        )
+    return Timeline(end, rows, bars, markers, gaps, colours, len(hidden))

@@ -1,0 +1,84 @@
+"""`sseproxy report JOURNAL...`: the click command (registered in cli.py).
+
+Exit status: 0 the report was written, 2 a usage or configuration error (a journal that
+cannot be read, an unknown scenario, an HTML file that cannot be written).
+"""
+
+from __future__ import annotations
+
+import click
+
+from sseproxy.errors import SseproxyError, UnitError
+
+__all__ = ["report_command"]
+
+
+class _UsageProblem(click.ClickException):
+    exit_code = 2
+
+
+@click.command(
+    "report", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.argument("journals", nargs=-1, required=True, metavar="JOURNAL...")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@click.option(
+    "--html",
+    "html_path",
+    metavar="FILE",
+    help="Also write one self-contained HTML file: the tables and a timeline of every "
+    "connection (opens offline).",
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    metavar="FILE|PRESET",
+    help="The scenario the journal was recorded with, when the name in the journal is "
+    "not a preset or a file here (fault types and timeouts come from it).",
+)
+@click.option(
+    "--reconnect-window",
+    default="2m",
+    show_default=True,
+    metavar="DURATION",
+    help="A client connecting again within this long after its previous connection "
+    "closed is reconnecting; later, it is a new visit.",
+)
+def report_command(
+    journals: tuple[str, ...],
+    as_json: bool,
+    html_path: str | None,
+    scenario_name: str | None,
+    reconnect_window: str,
+) -> None:
+    """Why streams died: totals, closes, durations, clients, reconnects, heartbeats.
+
+    Reads journals written by `sseproxy run --journal FILE` ('-' reads stdin; several
+    files, or several runs appended to one, are merged on one time axis).
+
+    \b
+    Examples:
+      sseproxy report run.jsonl
+      sseproxy report run.jsonl --html report.html
+      sseproxy report a.jsonl b.jsonl --json | jq .reconnects.resume
+      sseproxy report run.jsonl --scenario my-scenario.toml
+    """
+    from sseproxy.report import analyse, read_journals, render_html, render_json, render_text
+    from sseproxy.scenario import load_scenario
+    from sseproxy.units import parse_duration
+
+    try:
+        window = parse_duration(reconnect_window, bare_seconds=True)
+        scenario = load_scenario(scenario_name) if scenario_name else None
+        report = analyse(read_journals(journals), scenario, reconnect_window=window)
+    except (SseproxyError, UnitError) as error:
+        raise _UsageProblem(str(error)) from None
+    if html_path is not None:
+        try:
+            with open(html_path, "w", encoding="utf-8") as stream:
+                stream.write(render_html(report))
+        except OSError as error:
+            raise _UsageProblem(f"cannot write {html_path}: {error.strerror}") from None
+    click.echo(render_json(report) if as_json else render_text(report), nl=False)
+    if html_path is not None and not as_json:
+        click.echo(f"\nHTML report: {html_path}")
