@@ -11,6 +11,7 @@ import math
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -100,6 +101,20 @@ def _duration_option(value: str) -> float:
     help="Append JSON Lines records per connection to FILE ('-' = stdout).",
 )
 @click.option(
+    "--journal-events",
+    is_flag=True,
+    help="Also journal a line per SSE event delivered (id, type, size).",
+)
+@click.option(
+    "--session-key",
+    "session_keys",
+    multiple=True,
+    metavar="NAME",
+    default=("Mcp-Session-Id", "sessionId"),
+    show_default=True,
+    help="Header or query parameter naming a client session (repeatable).",
+)
+@click.option(
     "--connect-timeout",
     default="10s",
     show_default=True,
@@ -113,6 +128,8 @@ def run(
     mode: str,
     seed: int | None,
     journal_path: str | None,
+    journal_events: bool,
+    session_keys: tuple[str, ...],
     connect_timeout: str,
 ) -> None:
     """Run the proxy.
@@ -127,16 +144,21 @@ def run(
     """
     with _friendly_errors():
         host, port = parse_hostport(listen_at)
-        target = Upstream.parse(upstream) if upstream else None
         scenario = load_scenario(scenario_name) if scenario_name else Scenario(name="none")
-        timeout = parse_duration(connect_timeout, bare_seconds=True)
         if mode == "tcp" and any(
             spec.match.path or spec.match.methods or spec.match.headers for spec in scenario.faults
         ):
             raise ConfigError("a fault with `match` needs HTTP requests; use --mode http")
+        settings = ProxySettings(
+            Upstream.parse(upstream) if upstream else Upstream("127.0.0.1", 0),
+            "tcp" if mode == "tcp" else "http",
+            parse_duration(connect_timeout, bare_seconds=True),
+            session_keys=session_keys,
+            journal_events=journal_events,
+        )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
-            trio.run(_run, host, port, target, scenario, mode, seed, stream, timeout, out)
+            trio.run(_run, host, port, settings, upstream is None, scenario, seed, stream, out)
 
 
 @contextlib.contextmanager
@@ -157,27 +179,24 @@ def _journal_stream(path: str | None) -> Iterator[TextIO | None]:
 async def _run(
     host: str,
     port: int,
-    upstream: Upstream | None,
+    settings: ProxySettings,
+    builtin: bool,
     scenario: Scenario,
-    mode: str,
     seed: int | None,
     journal_stream: TextIO | None,
-    connect_timeout: float,
     out: TextIO,
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            builtin = upstream is None
-            if upstream is None:
-                origin_port = await nursery.start(
-                    origin.serve, "127.0.0.1", 0, origin.OriginSettings()
-                )
-                upstream = Upstream("127.0.0.1", origin_port)
+            if builtin:
+                demo = origin.OriginSettings()
+                origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, demo)
+                settings = replace(settings, upstream=Upstream("127.0.0.1", origin_port))
             listener = await listen(host, port)
             bound = listener.socket.getsockname()[1]
             journal = Journal(journal_stream)
-            settings = ProxySettings(upstream, "tcp" if mode == "tcp" else "http", connect_timeout)
             proxy = Proxy(settings, scenario, journal, seed=seed)
+            upstream, mode = settings.upstream, settings.mode
             journal.write(
                 "started", "-", listen=f"{host}:{bound}", upstream=str(upstream), mode=mode
             )

@@ -22,7 +22,7 @@ from sseproxy.journal import Tally
 from sseproxy.link import CHUNK, FaultSlot, HeadError, LinkResult, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
-from sseproxy.sse import Framer
+from sseproxy.sse import Event, Framer
 from sseproxy.transport import StopKind, UpstreamError, abort, failure_reason
 
 if TYPE_CHECKING:
@@ -167,6 +167,14 @@ def _reason(error: BaseException | None, side: str) -> str:
     return failure_reason(error, side)
 
 
+def _address(client: str) -> dict[str, Any]:
+    """'127.0.0.1:5000' -> client '127.0.0.1', client_port 5000 (journal fields)."""
+    host, sep, port = client.rpartition(":")
+    if not sep or not port.isdigit():
+        return {"client": client}
+    return {"client": host.strip("[]"), "client_port": int(port)}
+
+
 def _is_cancellation(error: BaseException) -> bool:
     if isinstance(error, trio.Cancelled):
         return True
@@ -183,7 +191,7 @@ class HttpConnection:
         self.client_address = client
         self.max_head = proxy.settings.max_head_size
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
-        self.down = Tally()
+        self.down = Tally(on_event=self._event if proxy.settings.journal_events else None)
         self.up = Tally()
         self.settled: Outcome | None = None
         self.requests = 0
@@ -191,9 +199,14 @@ class HttpConnection:
     def write(self, kind: str, **fields: Any) -> None:
         self.proxy.journal.write(kind, self.id, **fields)
 
+    def _event(self, event: Event, size: int) -> None:
+        self.write("event", id=event.id or None, type=event.type, size=size)
+
     async def run(self) -> None:
         opened = trio.current_time()
-        self.write("opened", client=self.client_address, mode="http")
+        self.write(
+            "opened", mode="http", listener=self.proxy.listener, **_address(self.client_address)
+        )
         final = Outcome("client", "client-closed")
         try:
             final = await self._serve()
@@ -263,14 +276,17 @@ class HttpConnection:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers
         }
-        path = request.target.decode("latin-1")
-        info = RequestInfo(request.method.decode("latin-1"), path, headers)
+        target = request.target.decode("latin-1")
+        info = RequestInfo(request.method.decode("latin-1"), target, headers)
         chains = self.proxy.plan.chains(number, info, started)
+        path, _, query = target.partition("?")
         self.write(
             "request",
             req=number,
             method=info.method,
             path=path,
+            query=query or None,
+            session=self.proxy.session_of(headers, query),
             last_event_id=headers.get("last-event-id"),
             user_agent=headers.get("user-agent"),
             faults=chains.names() or None,
@@ -362,10 +378,13 @@ class UpstreamCall(trio.abc.ReceiveStream):
 
     async def head(self) -> ResponseHead:
         proxy = self.client.proxy
+        asked = trio.current_time()
         try:
             self.stream = stream = await proxy.connect()
         except UpstreamError as error:
             raise HeadError(error.status, str(error), f"upstream-{error.kind}") from error
+        connect_time = round(trio.current_time() - asked, 6)
+        self.client.write("upstream", upstream=str(self.where), connect_time=connect_time)
         try:
             await stream.send_all(self.conn.send(self._request()) or b"")
         except _BROKEN as error:
@@ -477,8 +496,8 @@ class ResponseSink:
                 content_type=content_type or None,
                 ttfb=round(trio.current_time() - self.started, 6),
             )
-            if client.proxy.counts_events and content_type.startswith("text/event-stream"):
-                client.down.framer = Framer()
+            sse = content_type.startswith("text/event-stream")
+            client.down.begin(Framer() if client.proxy.counts_events and sse else None)
         elif piece.data:
             framed = client.conn.send(h11.Data(data=piece.data))
             if framed:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import trio
 
-from sseproxy.sse import Framer
+from sseproxy.sse import Event, Framer
 
 __all__ = ["Journal", "Tally"]
 
@@ -74,32 +74,70 @@ class Journal:
         return [record for record in self.records if record["kind"] == kind]
 
 
+EventHook = Callable[[Event, int], None]
+
+
 @dataclass
 class Tally:
-    """What crossed one direction: bytes, and SSE events when framing is switched on."""
+    """What crossed one direction: bytes, and SSE events when framing is switched on.
+
+    Gaps are what idle timeouts see: the longest silence between bytes (and between
+    events), counting from `start` and up to the moment of the summary, so the silence
+    that got a stream cut is included.
+    """
 
     framer: Framer | None = None
+    on_event: EventHook | None = None
     octets: int = 0
     events: int = 0
     first_id: str | None = None
     last_id: str | None = None
+    start: float | None = None
+    last_byte: float | None = None
+    last_event: float | None = None
+    longest_gap: float = 0.0
+    longest_event_gap: float = 0.0
+    framed: bool = False
+    """Some response was framed: report events (even if a later one was not SSE)."""
+
+    def begin(self, framer: Framer | None) -> None:
+        """A new response starts: frame it (or not) and time gaps from now."""
+        self.framer = framer
+        self.framed = self.framed or framer is not None
+        self.start = self.last_byte = self.last_event = trio.current_time()
 
     def observe(self, data: bytes) -> None:
         self.octets += len(data)
+        now = trio.current_time()
+        if self.last_byte is not None:
+            self.longest_gap = max(self.longest_gap, now - self.last_byte)
+        self.last_byte = now
         if self.framer is None:
             return
         for block in self.framer.feed(data):
             if block.event is not None:
                 self.events += 1
+                if self.last_event is not None:
+                    self.longest_event_gap = max(self.longest_event_gap, now - self.last_event)
+                self.last_event = now
                 if block.event.id and self.first_id is None:
                     self.first_id = block.event.id
+                if self.on_event is not None:
+                    self.on_event(block.event, len(block.raw))
             if block.last_event_id != (self.last_id or ""):
                 self.last_id = block.last_event_id
 
     def summary(self, prefix: str) -> dict[str, Any]:
         fields: dict[str, Any] = {f"bytes_{prefix}": self.octets}
-        if self.framer is not None:
+        now = trio.current_time()
+        if self.last_byte is not None:
+            gap = max(self.longest_gap, now - self.last_byte)
+            fields[f"longest_gap_{prefix}"] = round(gap, 6)
+        if self.framed:
             fields[f"events_{prefix}"] = self.events
             fields["first_id"] = self.first_id
             fields["last_id"] = self.last_id
+            if self.last_event is not None:
+                gap = max(self.longest_event_gap, now - self.last_event)
+                fields["longest_event_gap"] = round(gap, 6)
         return fields

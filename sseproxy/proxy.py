@@ -8,10 +8,10 @@ socket or one end of a memory stream pair is not its business (nor is the upstre
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import trio
 
@@ -69,6 +69,10 @@ class ProxySettings:
     connect_timeout: float = 10.0
     max_head_size: int = 16 * 1024
     """Largest request or response head accepted (431 / 502 beyond it)."""
+    session_keys: tuple[str, ...] = ("Mcp-Session-Id", "sessionId")
+    """Header or query parameter names whose value identifies a client session."""
+    journal_events: bool = False
+    """Write a journal line per SSE event delivered."""
 
 
 class Proxy:
@@ -93,6 +97,8 @@ class Proxy:
         self.connector = connector
         self.connections = 0
         self.exchanges = 0
+        self.listener = "memory"
+        """The address clients connect to (set by the server; journal `opened` records)."""
 
     @property
     def scenario(self) -> Scenario:
@@ -104,6 +110,15 @@ class Proxy:
         return (
             self.journal.stream is not None or self.journal.keep or bool(self.journal.subscribers)
         )
+
+    def session_of(self, headers: Mapping[str, str], query: str) -> str | None:
+        """The session key of a request: a configured header, else a query parameter."""
+        params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        for key in self.settings.session_keys:
+            value = headers.get(key.lower()) or params.get(key)
+            if value:
+                return value
+        return None
 
     def next_exchange(self) -> int:
         self.exchanges += 1

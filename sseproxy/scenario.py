@@ -296,8 +296,9 @@ class _Reader:
         """Best effort: the line of `key` in the fault-th [[faults]] table, or in [scenario],
         or of a table header named `key` (tomllib keeps no positions, so we look)."""
         lines = self.text.splitlines()
-        heads = [(i, match.group(1)) for i, line in enumerate(lines)
-                 if (match := _HEADER.match(line))]  # fmt: skip
+        heads = [
+            (i, match.group(1)) for i, line in enumerate(lines) if (match := _HEADER.match(line))
+        ]
         sections: list[tuple[str, int, int]] = [("", 0, heads[0][0] if heads else len(lines))]
         for n, (i, name) in enumerate(heads):
             end = heads[n + 1][0] if n + 1 < len(heads) else len(lines)

@@ -61,11 +61,12 @@ async def serve_proxy(
     async with trio.open_nursery() as connections:
         task_status.started()
         while True:
+            host, port = listener.socket.getsockname()[:2]
+            proxy.listener = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             span = proxy.plan.unlisten_window(trio.current_time())
             async with listener:
                 with trio.move_on_at(span[0] if span else math.inf):
                     await _accept(proxy, listener, connections)
-            host, port = listener.socket.getsockname()[:2]
             assert span is not None
             proxy.journal.write("unlisten", "-", until=round(span[1] - proxy.plan.started, 6))
             await trio.sleep_until(span[1])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from sseproxy.http import Outcome, _is_cancellation, outcome_of
+from sseproxy.http import Outcome, _address, _is_cancellation, outcome_of
 from sseproxy.journal import Tally
 from sseproxy.link import FaultSlot, run_link
 from sseproxy.transport import StreamSink, UpstreamError
@@ -37,7 +37,9 @@ class TcpConnection:
 
     async def run(self) -> None:
         opened = trio.current_time()
-        self.write("opened", client=self.client_address, mode="tcp")
+        self.write(
+            "opened", mode="tcp", listener=self.proxy.listener, **_address(self.client_address)
+        )
         number = self.proxy.next_exchange()
         chains = self.proxy.plan.chains(number, None, opened)
         if chains.names():
@@ -45,7 +47,14 @@ class TcpConnection:
         outcome = Outcome("proxy", "cancelled")
         upstream: trio.abc.Stream | None = None
         try:
+            asked = trio.current_time()
             upstream = await self.proxy.connect()
+            connect_time = round(trio.current_time() - asked, 6)
+            self.write(
+                "upstream", upstream=str(self.proxy.settings.upstream), connect_time=connect_time
+            )
+            self.down.begin(None)
+            self.up.begin(None)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(
                     self._direction,

@@ -389,7 +389,8 @@ async def test_method_target_query_and_body_reach_the_upstream(
         assert request.target == target.encode()
         assert seen_body == body
         (record,) = await rig.journal.wait_for("request")
-        assert (record["method"], record["path"]) == (method, target)
+        path, _, query = target.partition("?")
+        assert (record["method"], record["path"], record["query"]) == (method, path, query)
 
 
 async def test_a_large_body_goes_up_and_comes_back_through_echo(
@@ -587,7 +588,11 @@ async def check_bad_case(rig: Rig, case: BadCase) -> None:
 
     kinds = [r["kind"] for r in records_of(rig.journal, "c2")]
     if case.parsed:
-        assert kinds == ["opened", "request", "response", "ended", "closed"]
+        upstream = ["upstream"] if case.by == "upstream" and case.status == 502 else []
+        assert kinds in (
+            ["opened", "request", *upstream, "response", "ended", "closed"],
+            ["opened", "request", "response", "ended", "closed"],
+        )
         (ended,) = [r for r in records_of(rig.journal, "c2") if r["kind"] == "ended"]
         assert ended["by"] == case.by and ended["reason"] == closed["reason"]
     else:
@@ -743,13 +748,18 @@ async def test_journal_tells_a_whole_exchange(autojump_clock: trio.testing.MockC
         assert (got.status, got.ending, got.ended_at) == (200, "end", 2.0)
         closed = await closed_record_after_close(rig, client, "c1")
         records = records_of(rig.journal, "c1")
-    assert [r["kind"] for r in records] == ["opened", "request", "response", "ended", "closed"]
-    opened, request, response, ended, _ = records
-    assert (opened["client"], opened["mode"]) == ("127.0.0.1:50000", "http")
-    assert {k: request[k] for k in ("req", "method", "path", "last_event_id", "user_agent")} == {
+    kinds = [r["kind"] for r in records]
+    assert kinds == ["opened", "request", "upstream", "response", "ended", "closed"]
+    opened, request, upstream, response, ended, _ = records
+    assert (opened["client"], opened["client_port"], opened["mode"]) == ("127.0.0.1", 50000, "http")
+    assert (upstream["upstream"], upstream["connect_time"]) == ("http://127.0.0.1:9", 0.0)
+    assert {
+        k: request[k] for k in ("req", "method", "path", "query", "last_event_id", "user_agent")
+    } == {
         "req": 1,
         "method": "GET",
-        "path": "/events?count=4",
+        "path": "/events",
+        "query": "count=4",
         "last_event_id": "1",
         "user_agent": "journal-test/2",
     }
@@ -762,6 +772,7 @@ async def test_journal_tells_a_whole_exchange(autojump_clock: trio.testing.MockC
     assert (closed["by"], closed["reason"], closed["duration"]) == ("client", "client-closed", 2.0)
     assert closed["bytes_down"] == len(got.body)
     assert (closed["events_down"], closed["first_id"], closed["last_id"]) == (3, "2", "4")
+    assert (closed["longest_gap_down"], closed["longest_event_gap"]) == (1.0, 1.0)
     assert (closed["bytes_up"], closed["requests"]) == (0, 1)
     assert all(r["scenario"] == "none" and r["seed"] == 1 for r in records)
 

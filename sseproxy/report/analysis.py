@@ -84,7 +84,8 @@ def resolve_faults(
     faults: dict[str, FaultInfo] = {}
     for scenario in scenarios:
         for spec in scenario.faults:
-            faults.setdefault(spec.name, FaultInfo(spec.name, spec.type, dict(spec.settings)))
+            info = FaultInfo(spec.name, spec.type, dict(spec.settings), spec.direction)
+            faults.setdefault(spec.name, info)
     return faults, notes
 
 

@@ -38,6 +38,8 @@ class FaultInfo:
     name: str
     type: str | None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    direction: str = "down"
+    """A timeout on the `up` direction times the client's bytes: not a heartbeat matter."""
 
 
 def is_silence_timeout(info: FaultInfo) -> bool:
@@ -101,27 +103,27 @@ def heartbeats(
             str(info.settings.get("counts", "bytes")),
         )
         for info in faults.values()
-        if is_silence_timeout(info)
+        if is_silence_timeout(info) and info.direction != "up"
     ]
     result = []
     for path, conns in sorted(by_path.items(), key=lambda item: (-len(item[1]), item[0])):
-        longest_gap = _max([c.longest_gap for c in conns])
+        byte_gap = _max([c.longest_gap for c in conns])
         event_gap = _max([_event_gap(c) for c in conns])
-        ages = [c.duration if c.duration is not None else end - c.opened for c in conns]
-        longest = max(ages) if ages else None
+        age = {c.key: c.duration if c.duration is not None else end - c.opened for c in conns}
         checks = []
         for spec in declared + _from_details(conns, set(faults)):
             had = [c for c in conns if _had(c, spec.name)]
             if not had:
                 continue
             fired = sum(1 for c in had if any(f.fault == spec.name for f in c.faults))
-            gap = longest_gap if spec.counts == "bytes" else event_gap
-            keys = {c.key for c in had}
-            lived = max(
-                (a for c, a in zip(conns, ages, strict=True) if c.key in keys), default=None
-            )
-            checks.append(_verdict(spec, len(had), fired, gap, lived))
-        result.append(Heartbeat(path, len(conns), longest_gap, event_gap, longest, checks))
+            if spec.counts == "bytes":
+                path_gap, had_gap = byte_gap, _max([c.longest_gap for c in had])
+            else:
+                path_gap, had_gap = event_gap, _max([_event_gap(c) for c in had])
+            lived = max(age[c.key] for c in had)
+            checks.append(_verdict(spec, len(had), fired, path_gap, had_gap, lived))
+        longest = max(age.values()) if age else None
+        result.append(Heartbeat(path, len(conns), byte_gap, event_gap, longest, checks))
     return result
 
 
@@ -134,37 +136,57 @@ def _had(conn: Connection, name: str) -> bool:
 
 
 def _verdict(
-    spec: _Timeout, streams: int, fired: int, gap: float | None, lived: float | None
+    spec: _Timeout,
+    streams: int,
+    fired: int,
+    path_gap: float | None,
+    had_gap: float | None,
+    lived: float | None,
 ) -> TimeoutCheck:
+    """The sentence for one timeout on one path.
+
+    `path_gap` is the longest silence on any stream of the path, `had_gap` on the streams
+    that had this timeout. A journal measures a silence up to the close, so a stream the
+    timeout cut shows exactly the timeout; longer silences show on streams without it.
+    """
     what = "bytes" if spec.counts == "bytes" else "events"
     limit = f"{spec.type} {human_duration(spec.timeout)}"
     if spec.type != spec.name:
         limit += f" ({spec.name})"
+    tally = f"{fired} of {streams} streams cut"
+    hint = " Comment heartbeats do not reset it: only events do." if what == "events" else ""
 
     def check(verdict: str, sentence: str) -> TimeoutCheck:
         return TimeoutCheck(
             spec.name, spec.type, spec.timeout, spec.counts, streams, fired, verdict, sentence
         )
 
-    tally = f"{fired} of {streams} streams cut"
     if spec.timeout is None:
         return check("unknown", f"{limit} counting {what}: {tally}.")
-    if gap is not None and gap >= spec.timeout:
-        fate = "every stream will be cut" if fired >= streams else "streams that quiet are cut"
-        return check("cut", f"{human_duration(gap)} between {what}, {limit}: {fate} ({tally}).")
-    if gap is not None:
-        margin = human_duration(spec.timeout - gap)
-        return check(
-            "ok",
-            f"at most {human_duration(gap)} between {what}, {limit}: kept alive "
-            f"(margin {margin}; {tally}).",
-        )
     if fired:
-        hint = " Comment heartbeats do not reset it: only events do." if what == "events" else ""
+        if path_gap is not None and path_gap > spec.timeout:
+            fate = "every stream will be cut" if fired >= streams else "streams that quiet are cut"
+            return check(
+                "cut",
+                f"{human_duration(path_gap)} between {what}, {limit}: {fate} ({tally}).{hint}",
+            )
         return check(
             "cut",
-            f"{limit} counting {what} cut {fired} of {streams} streams: silences of "
+            f"{limit} counting {what} cut {tally.removesuffix(' cut')}: silences of "
             f"{human_duration(spec.timeout)} or more happen here.{hint}",
+        )
+    if had_gap is not None and had_gap >= spec.timeout:
+        return check(
+            "cut",
+            f"{human_duration(had_gap)} between {what}, {limit}: such silences get streams "
+            f"cut ({tally}).{hint}",
+        )
+    if had_gap is not None:
+        margin = human_duration(spec.timeout - had_gap)
+        return check(
+            "ok",
+            f"at most {human_duration(had_gap)} between {what}, {limit}: kept alive "
+            f"(margin {margin}; {tally}).",
         )
     if lived is not None and lived > spec.timeout:
         return check(

@@ -202,12 +202,12 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
     if kind == "opened":
         conn.opened = t
         client = _text(record.get("client"))
-        if client:
+        port = _int(record.get("client_port"))
+        if client and port is not None:  # newer journals: the host, and the port apart
+            conn.client, conn.host, conn.port = f"{client}:{port}", client.strip("[]"), port
+        elif client:  # older ones: 'host:port' in one field
             conn.client = client
             conn.host, conn.port = _split_client(client)
-        port = _int(record.get("client_port"))
-        if port is not None:
-            conn.port = port
         conn.listener = _text(record.get("listener"))
         conn.mode = _text(record.get("mode"))
     elif kind == "request":
@@ -276,7 +276,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
         conn.events_down = _int(record.get("events_down"))
         conn.first_id = _text(record.get("first_id"))
         conn.last_id = _text(record.get("last_id"))
-        conn.longest_gap = _number(record.get("longest_gap"))
+        conn.longest_gap = _number(record.get("longest_gap_down", record.get("longest_gap")))
         conn.longest_event_gap = _number(record.get("longest_event_gap"))
 
 

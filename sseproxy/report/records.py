@@ -43,6 +43,13 @@ class Request:
         return base_path(self.target)
 
     @property
+    def full_target(self) -> str:
+        """The target as the client sent it (newer journals keep the query apart)."""
+        if self.query and "?" not in self.target:
+            return f"{self.target}?{self.query}"
+        return self.target
+
+    @property
     def is_event_stream(self) -> bool:
         """A 2xx response that is `text/event-stream`: the stream was established."""
         return (
@@ -104,6 +111,7 @@ class Connection:
     first_id: str | None = None
     last_id: str | None = None
     longest_gap: float | None = None
+    """Longest silence between bytes toward the client (`closed.longest_gap_down`)."""
     longest_event_gap: float | None = None
     journaled_cause: str | None = None
     """Set when the report blames a fault instead of the journal's client close (see

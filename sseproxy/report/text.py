@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -52,9 +53,15 @@ def _pct(share: float) -> str:
     return f"{share * 100:.0f} %" if share >= 0.01 or share == 0 else f"{share * 100:.1f} %"
 
 
+_UNIT = re.compile(r"(\d) (ms|s|min|h|%)(?![A-Za-z])")
+
+
 def _wrap(text: str, indent: int = 2, hang: int = 0) -> list[str]:
+    """Wrapped to WIDTH, never between a number and its unit."""
     pad = " " * indent
-    return textwrap.wrap(text, WIDTH, initial_indent=pad, subsequent_indent=pad + " " * hang)
+    glued = _UNIT.sub("\\1\u00a0\\2", text)
+    lines = textwrap.wrap(glued, WIDTH, initial_indent=pad, subsequent_indent=pad + " " * hang)
+    return [line.replace("\u00a0", " ") for line in lines]
 
 
 def _stats(name: str, s: Summary) -> list[object]:

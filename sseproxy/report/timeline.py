@@ -80,7 +80,7 @@ def timeline(
                 open=conn.is_open,
                 kind=kind.get(conn.key, "?"),
                 cause=cause,
-                path=(main.target if main else "") or "",
+                path=main.full_target if main else "",
                 status=status,
                 detail=conn.detail or "",
                 events=conn.events_down,
