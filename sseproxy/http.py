@@ -11,19 +11,18 @@ and ends only its own connection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
 
+from sseproxy.connection import Connection, Garbled, Outcome, Truncated, outcome_of, reason_of
 from sseproxy.faults.base import Piece, ResponseHead
-from sseproxy.journal import Tally
-from sseproxy.link import CHUNK, FaultSlot, HeadError, LinkResult, run_link
+from sseproxy.link import CHUNK, FaultSlot, HeadError, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
-from sseproxy.sse import Event, Framer
-from sseproxy.transport import StopKind, UpstreamError, abort, failure_reason
+from sseproxy.sse import Framer
+from sseproxy.transport import StopKind, UpstreamError, abort
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -43,14 +42,6 @@ HOP_BY_HOP = frozenset(
 )
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _WATCH_LIMIT = 64 * 1024
-
-
-class Truncated(trio.BrokenResourceError):
-    """The peer closed before the end of the message body."""
-
-
-class Garbled(trio.BrokenResourceError):
-    """The peer broke the HTTP protocol."""
 
 
 def end_to_end(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -137,97 +128,22 @@ class BodySink:
         await (abort(self.stream) if kind == "reset" else trio.aclose_forcefully(self.stream))
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Who ended an exchange and why, in the journal's vocabulary."""
-
-    by: str
-    reason: str
-    detail: str = ""
-    keep_alive: bool = False
-
-
-def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
-    if result.kind == "sink-error":
-        return Outcome(sink, _reason(result.error, sink))
-    if result.origin is not None:
-        return Outcome("proxy", result.origin, result.detail, keep_alive=result.kind == "end")
-    if isinstance(result.error, HeadError):
-        return Outcome(source, result.error.reason, str(result.error))
-    if result.error is not None:
-        return Outcome(source, _reason(result.error, source), str(result.error))
-    return Outcome(source, f"{source}-end", keep_alive=True)
-
-
-def _reason(error: BaseException | None, side: str) -> str:
-    if isinstance(error, Garbled):
-        return f"{side}-protocol-error"
-    if isinstance(error, Truncated) or error is None:
-        return f"{side}-closed"
-    return failure_reason(error, side)
-
-
-def _address(client: str) -> dict[str, Any]:
-    """'127.0.0.1:5000' -> client '127.0.0.1', client_port 5000 (journal fields)."""
-    host, sep, port = client.rpartition(":")
-    if not sep or not port.isdigit():
-        return {"client": client}
-    return {"client": host.strip("[]"), "client_port": int(port)}
-
-
-def _is_cancellation(error: BaseException) -> bool:
-    if isinstance(error, trio.Cancelled):
-        return True
-    return isinstance(error, BaseExceptionGroup) and error.split(trio.Cancelled)[1] is None
-
-
-class HttpConnection:
+class HttpConnection(Connection):
     """One client connection: requests in a keep-alive loop, each relayed to the upstream."""
 
+    mode = "http"
+
     def __init__(self, proxy: Proxy, stream: trio.abc.Stream, conn_id: str, client: str):
-        self.proxy = proxy
-        self.stream = stream
-        self.id = conn_id
-        self.client_address = client
+        super().__init__(proxy, stream, conn_id, client)
         self.max_head = proxy.settings.max_head_size
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
-        self.down = Tally(on_event=self._event if proxy.settings.journal_events else None)
-        self.up = Tally()
         self.settled: Outcome | None = None
         self.requests = 0
 
-    def write(self, kind: str, **fields: Any) -> None:
-        self.proxy.journal.write(kind, self.id, **fields)
+    def closing_fields(self) -> dict[str, Any]:
+        return {"requests": self.requests}
 
-    def _event(self, event: Event, size: int) -> None:
-        self.write("event", id=event.id or None, type=event.type, size=size)
-
-    async def run(self) -> None:
-        opened = trio.current_time()
-        self.write(
-            "opened", mode="http", listener=self.proxy.listener, **_address(self.client_address)
-        )
-        final = Outcome("client", "client-closed")
-        try:
-            final = await self._serve()
-        except BaseException as error:
-            cancelled = _is_cancellation(error)
-            final = Outcome("proxy", "shutdown" if cancelled else "internal-error", repr(error))
-            raise
-        finally:
-            self.write(
-                "closed",
-                by=final.by,
-                reason=final.reason,
-                detail=final.detail or None,
-                duration=round(trio.current_time() - opened, 6),
-                requests=self.requests,
-                **self.down.summary("down"),
-                **self.up.summary("up"),
-            )
-            await trio.aclose_forcefully(self.stream)
-
-    async def _serve(self) -> Outcome:
+    async def serve(self) -> Outcome:
         while True:
             try:
                 request = await _next_event(self.conn, self.stream)
@@ -241,7 +157,7 @@ class HttpConnection:
                 await self.respond(status, f"bad request: {error}")
                 return Outcome("proxy", reason, str(error))
             except _BROKEN as error:
-                return Outcome("client", _reason(error, "client"))
+                return Outcome("client", reason_of(error, "client"))
             if type(request) is not h11.Request:  # ConnectionClosed: the client is done
                 return Outcome("client", "client-closed")
             outcome = await self.exchange(request)
@@ -279,6 +195,7 @@ class HttpConnection:
         target = request.target.decode("latin-1")
         info = RequestInfo(request.method.decode("latin-1"), target, headers)
         chains = self.proxy.plan.chains(number, info, started)
+        self.number, self.request, self.started = number, info, started
         path, _, query = target.partition("?")
         self.write(
             "request",
@@ -303,8 +220,9 @@ class HttpConnection:
                     ResponseSink(self, started),
                     chains.down,
                     observe=self.down.observe,
-                    fired=self._fired("down"),
+                    fired=self.fired("down"),
                     head=call.head,
+                    live=self.links["down"] if self.proxy.settings.live else None,
                 )
                 self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
             outcome = self.settled or outcome
@@ -320,12 +238,6 @@ class HttpConnection:
             )
             if call.stream is not None:
                 await trio.aclose_forcefully(call.stream)
-
-    def _fired(self, direction: str) -> Any:
-        def fired(name: str, action: str, detail: str) -> None:
-            self.write("fault", fault=name, action=action, detail=detail, direction=direction)
-
-        return fired
 
     def settle(self, outcome: Outcome, scope: trio.CancelScope) -> None:
         """First cause wins: record it and stop everything else in the exchange."""
@@ -343,7 +255,7 @@ class HttpConnection:
             except trio.ClosedResourceError:
                 return  # we closed it ourselves: the link knows why
             except trio.BrokenResourceError as error:
-                self.settle(Outcome("client", _reason(error, "client")), scope)
+                self.settle(Outcome("client", reason_of(error, "client")), scope)
                 return
             if not data:
                 if self.conn.our_state is h11.DONE:  # the response is complete: a normal close
@@ -389,7 +301,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
             await stream.send_all(self.conn.send(self._request()) or b"")
         except _BROKEN as error:
             raise HeadError(
-                502, f"upstream {self.where} failed: {error}", _reason(error, "upstream")
+                502, f"upstream {self.where} failed: {error}", reason_of(error, "upstream")
             ) from error
         assert self.nursery is not None
         self.nursery.start_soon(self._upload, stream)
@@ -430,7 +342,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
                 raise HeadError(
                     502,
                     f"upstream {where} failed before responding: {error}",
-                    _reason(error, "upstream"),
+                    reason_of(error, "upstream"),
                 ) from error
             if type(event) is h11.InformationalResponse:
                 continue  # 100 Continue and friends are hop-by-hop; h11 sends none onward
@@ -456,7 +368,8 @@ class UpstreamCall(trio.abc.ReceiveStream):
             BodySink(self.conn, stream),
             self.up_slots,
             observe=client.up.observe,
-            fired=client._fired("up"),
+            fired=client.fired("up"),
+            live=client.links["up"] if client.proxy.settings.live else None,
         )
         self.request_read.set()
         if result.kind != "end" or result.origin is not None:

@@ -171,19 +171,31 @@ async def run_link(
     observe: Observer | None = None,
     fired: FiredHook | None = None,
     head: HeadReader | None = None,
+    live: set[Link] | None = None,
 ) -> LinkResult:
     """Relay one direction through `slots`; returns once the sink has been ended or failed.
 
     With `head`, the first piece is the response head it reads (HTTP mode), so faults
-    are active from the request on and can act before the response starts.
+    are active from the request on and can act before the response starts. With `live`,
+    the link is in that set while it runs, so faults can be added and retired live (and
+    the fast path is not taken even without faults).
     """
-    if not slots:
+    if not slots and live is None:
         return await pump(source, sink, observe, head)
-    return await _Link(source, sink, list(slots), observe, fired, head).run()
+    link = Link(source, sink, list(slots), observe, fired, head)
+    if live is None:
+        return await link.run()
+    live.add(link)
+    try:
+        return await link.run()
+    finally:
+        live.discard(link)
 
 
-@dataclass
-class _Link:
+@dataclass(eq=False)
+class Link:
+    """A direction with a chain of faults (see the module docstring); `run_link` makes one."""
+
     source: trio.abc.ReceiveStream
     sink: Sink
     slots: list[FaultSlot]
@@ -210,17 +222,9 @@ class _Link:
         self.waiting = [0] * stages
         if any(slot.fault.needs_events() for slot in self.slots):
             self.framer = Framer()
-        self.holders = [s for s in self.slots if type(s.fault).holding is not Fault.holding]
-        limits = [slot.fault.in_flight_limit() for slot in self.slots]
-        self.max_in_flight = min([MAX_IN_FLIGHT, *(n for n in limits if n is not None)])
         now = trio.current_time()
-        for index, slot in enumerate(self.slots):
-            if slot.active_from <= now < slot.active_until:
-                self._activate(index, now)
-            elif now < slot.active_from:
-                self._schedule(slot.active_from, "activate", index, None)
-            if slot.active_until < math.inf:
-                self._schedule(slot.active_until, "deactivate", index, None)
+        for index in range(len(self.slots)):
+            self._arm(index, now)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read)
             nursery.start_soon(self._timers)
@@ -228,10 +232,55 @@ class _Link:
             nursery.cancel_scope.cancel()
         return result
 
+    def _arm(self, index: int, now: float) -> None:
+        """Take a slot into account: backpressure, framing, and its window."""
+        slot = self.slots[index]
+        if type(slot.fault).holding is not Fault.holding:
+            self.holders.append(slot)
+        limit = slot.fault.in_flight_limit()
+        if limit is not None:
+            self.max_in_flight = min(self.max_in_flight, limit)
+        if slot.active_from <= now < slot.active_until:
+            self._activate(index, now)
+        elif now < slot.active_from:
+            self._schedule(slot.active_from, "activate", index, None)
+        if slot.active_until < math.inf:
+            self._schedule(slot.active_until, "deactivate", index, None)
+
+    # -- live changes (control API, sseproxy.testing) -------------------------------------
+
+    def add(self, slot: FaultSlot) -> None:
+        """Append a fault to the running chain; it sees what is read from now on.
+
+        A fault that needs SSE events switches framing on from the next chunk: if that
+        falls inside an event, the framer finds its footing at the next blank line.
+        """
+        stage = len(self.slots)
+        self.slots.append(slot)
+        self.last_due.insert(stage, -math.inf)
+        self.waiting.insert(stage, 0)
+        if slot.fault.needs_events() and self.framer is None:
+            self.framer = Framer()
+        self._arm(stage, trio.current_time())
+
+    def retire(self, name: str) -> bool:
+        """Switch a fault off for good (it hands back what it holds); False if absent."""
+        now = trio.current_time()
+        found = False
+        for stage, slot in enumerate(self.slots):
+            if slot.name == name and slot.active_until > now:
+                found = True
+                slot.active_until = now
+                if slot.active and not slot.done:
+                    self._dispatch(stage, "deactivate", None, now)
+        return found
+
     # -- the three tasks ----------------------------------------------------------------
 
     async def _read(self) -> None:
         with self.reader_scope:
+            if self.reader_scope.cancel_called:
+                return  # a fault already decided (status, refuse): do not even connect
             try:
                 if self.head is not None:
                     head = await self.head()
@@ -350,6 +399,8 @@ class _Link:
         if isinstance(item, Piece):
             self._release(len(item.data))
         slot = self.slots[stage]
+        if isinstance(item, Piece) and item.head is not None:
+            slot.fault.response_started = True
         if slot.done:
             return
         if not slot.active:

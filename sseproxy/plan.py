@@ -57,25 +57,36 @@ class Plan:
     def chains(self, number: int, request: RequestInfo | None, now: float) -> Chains:
         """The faults for connection `number` (1-based) starting at trio time `now`."""
         chains = Chains()
-        for index, spec in enumerate(self.scenario.faults):
-            if not spec.match.matches(request):
-                continue
-            self.counts[index] += 1
-            if self.counts[index] % spec.every:
-                continue
-            self.picked[index] += 1
-            if spec.first is not None and self.picked[index] > spec.first:
-                continue
-            draw = random.Random(f"{self.seed}:{number}:{index}")
-            if draw.random() >= spec.probability:
-                continue
-            until = self.started + spec.window.end
-            since = max(self.started + spec.window.start, now + spec.after)
-            if since >= until:
-                continue
-            directions = ("down", "up") if spec.direction == "both" else (spec.direction,)
-            for direction in directions:
-                rng = random.Random(f"{self.seed}:{number}:{index}:{direction}")
-                slot = FaultSlot(spec.name, spec.fault_class(spec.settings, rng), since, until)
-                (chains.down if direction == "down" else chains.up).append(slot)
+        for index in range(len(self.scenario.faults)):
+            found = self.select(index, number, request, now, opened=now)
+            chains.down += found.down
+            chains.up += found.up
+        return chains
+
+    def select(
+        self, index: int, number: int, request: RequestInfo | None, now: float, *, opened: float
+    ) -> Chains:
+        """Fault `index` for connection `number` opened at `opened`, if it gets it (counting
+        it for `every` and `first`); `now` is later than `opened` for a fault added live."""
+        spec, chains = self.scenario.faults[index], Chains()
+        if not spec.match.matches(request):
+            return chains
+        self.counts[index] += 1
+        if self.counts[index] % spec.every:
+            return chains
+        self.picked[index] += 1
+        if spec.first is not None and self.picked[index] > spec.first:
+            return chains
+        draw = random.Random(f"{self.seed}:{number}:{index}")
+        if draw.random() >= spec.probability:
+            return chains
+        until = self.started + spec.window.end
+        since = max(self.started + spec.window.start, opened + spec.after, now)
+        if since >= until:
+            return chains
+        directions = ("down", "up") if spec.direction == "both" else (spec.direction,)
+        for direction in directions:
+            rng = random.Random(f"{self.seed}:{number}:{index}:{direction}")
+            slot = FaultSlot(spec.name, spec.fault_class(spec.settings, rng), since, until)
+            (chains.down if direction == "down" else chains.up).append(slot)
         return chains

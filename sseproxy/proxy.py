@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import trio
 
+from sseproxy.connection import Connection
 from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
 from sseproxy.plan import Plan
@@ -73,6 +74,9 @@ class ProxySettings:
     """Header or query parameter names whose value identifies a client session."""
     journal_events: bool = False
     """Write a journal line per SSE event delivered."""
+    live: bool = False
+    """Let faults be added and retired on open connections (control API, tests); every
+    link then runs its fault chain, even an empty one (no fast path)."""
 
 
 class Proxy:
@@ -99,10 +103,38 @@ class Proxy:
         self.exchanges = 0
         self.listener = "memory"
         """The address clients connect to (set by the server; journal `opened` records)."""
+        self.live: dict[str, Connection] = {}
+        """Open connections by id."""
 
     @property
     def scenario(self) -> Scenario:
         return self.plan.scenario
+
+    def set_scenario(self, scenario: Scenario) -> None:
+        """Put a new scenario in force: new connections get its faults, and on open
+        connections the faults that are gone or changed are retired and new or changed
+        ones added (needs `ProxySettings.live`, else only new connections see it)."""
+        old = {spec.name: spec for spec in self.plan.scenario.faults}
+        new = {spec.name: spec for spec in scenario.faults}
+        self.plan = Plan(scenario, self.seed, self.plan.started)
+        self.journal.scenario = scenario.name
+        now = trio.current_time()
+        for connection in list(self.live.values()):
+            for name, spec in old.items():
+                if new.get(name) != spec:
+                    for link in connection.links["down"] | connection.links["up"]:
+                        link.retire(name)
+            for index, spec in enumerate(scenario.faults):
+                if old.get(spec.name) == spec or connection.number == 0:
+                    continue
+                request = connection.request
+                chains = self.plan.select(
+                    index, connection.number, request, now, opened=connection.started
+                )
+                for direction, slots in (("down", chains.down), ("up", chains.up)):
+                    for link in connection.links[direction]:  # type: ignore[index]
+                        for slot in slots:
+                            link.add(slot)
 
     @property
     def counts_events(self) -> bool:

@@ -124,6 +124,10 @@ class Fault:
     """One line for `sseproxy scenarios describe`."""
     params: ClassVar[tuple[Param, ...]] = ()
 
+    response_started = False
+    """Set by the link once a response head has passed this fault's place in the chain
+    (also while the fault was inactive): a fault activated later knows it came too late."""
+
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
         self.rng = rng
 

@@ -42,16 +42,19 @@ class ResponseTimeout(Fault):
         super().__init__(settings, rng)
         self.timeout: float = settings["timeout"]
         self.status: int = settings["status"]
-        self.waiting = True
+        self.answered = False
+        """The first piece (the response head; in TCP mode, the first byte) came."""
 
     def start(self, now: float) -> list[Action]:
-        return [Wake(now + self.timeout)] if self.waiting else []
+        if self.answered or self.response_started:
+            return []
+        return [Wake(now + self.timeout)]
 
     def on_piece(self, piece: Piece, now: float) -> list[Action]:
-        if self.waiting:
-            self.waiting = False
-            return [Deliver(piece, now), Wake(None)]
-        return [Deliver(piece, now)]
+        if self.answered:
+            return [Deliver(piece, now)]
+        self.answered = True
+        return [Deliver(piece, now), Wake(None)]
 
     def on_timer(self, now: float) -> list[Action]:
         detail = f"no response within {format_duration(self.timeout)}"

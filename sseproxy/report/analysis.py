@@ -32,7 +32,7 @@ from sseproxy.report.model import (
     Report,
     Totals,
 )
-from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, reconnects
+from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, plural, reconnects
 from sseproxy.report.records import Connection, Journals
 from sseproxy.report.stats import histogram, human_duration, summarize, ua_family
 from sseproxy.report.timeline import timeline
@@ -301,9 +301,15 @@ def _summary(report: Report) -> list[str]:
     if r.reconnects:
         res = r.resume
         said.append(
-            f"{r.reconnects} reconnects: {res.lost} events lost on {res.skipped} of them, "
-            f"{res.replayed} replayed on {res.repeated}; the last id given was not sent back "
-            f"as Last-Event-ID {res.sent_missing + res.sent_mismatch} times."
+            f"{plural(r.reconnects, 'reconnect')}: {plural(res.lost, 'event')} lost"
+            + (f" (on {res.skipped} of them)" if res.lost else "")
+            + (
+                f", {res.replayed} replayed (on {res.repeated})"
+                if res.replayed
+                else ", none replayed"
+            )
+            + "; the last id given was not sent back as Last-Event-ID "
+            + f"{plural(res.sent_missing + res.sent_mismatch, 'time')}."
         )
     if c.failed:
         attempts = sum(f.count for f in c.failed)

@@ -22,6 +22,7 @@ from sseproxy.errors import UnitError
 from sseproxy.faults import get_fault
 from sseproxy.faults.idle_timeout import IdleTimeout
 from sseproxy.report.model import Heartbeat, TimeoutCheck
+from sseproxy.report.reconnects import plural
 from sseproxy.report.records import Connection
 from sseproxy.report.stats import human_duration
 from sseproxy.units import parse_duration
@@ -115,11 +116,13 @@ def heartbeats(
             had = [c for c in conns if _had(c, spec.name)]
             if not had:
                 continue
-            fired = sum(1 for c in had if any(f.fault == spec.name for f in c.faults))
-            if spec.counts == "bytes":
-                path_gap, had_gap = byte_gap, _max([c.longest_gap for c in had])
-            else:
-                path_gap, had_gap = event_gap, _max([_event_gap(c) for c in had])
+            cut = {c.key for c in had if any(f.fault == spec.name for f in c.faults)}
+            fired = len(cut)
+            # the silences this timeout did not end: a cut stream shows only the timeout
+            spared = [c for c in conns if c.key not in cut]
+            measure = (lambda c: c.longest_gap) if spec.counts == "bytes" else _event_gap
+            path_gap = _max([measure(c) for c in spared])
+            had_gap = _max([measure(c) for c in had])
             lived = max(age[c.key] for c in had)
             checks.append(_verdict(spec, len(had), fired, path_gap, had_gap, lived))
         longest = max(age.values()) if age else None
@@ -145,15 +148,15 @@ def _verdict(
 ) -> TimeoutCheck:
     """The sentence for one timeout on one path.
 
-    `path_gap` is the longest silence on any stream of the path, `had_gap` on the streams
-    that had this timeout. A journal measures a silence up to the close, so a stream the
-    timeout cut shows exactly the timeout; longer silences show on streams without it.
+    `path_gap` is the longest silence on the path's streams this timeout did not cut,
+    `had_gap` on the streams that had it. A journal measures a silence up to the close, so a
+    stream the timeout cut shows just the timeout; longer silences show on the others.
     """
     what = "bytes" if spec.counts == "bytes" else "events"
     limit = f"{spec.type} {human_duration(spec.timeout)}"
     if spec.type != spec.name:
         limit += f" ({spec.name})"
-    tally = f"{fired} of {streams} streams cut"
+    tally = f"{fired} of {plural(streams, 'stream')} cut"
     hint = " Comment heartbeats do not reset it: only events do." if what == "events" else ""
 
     def check(verdict: str, sentence: str) -> TimeoutCheck:

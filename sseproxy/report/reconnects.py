@@ -26,7 +26,17 @@ from sseproxy.report.model import Chain, Hop, Reconnects, Resume
 from sseproxy.report.records import Connection
 from sseproxy.report.stats import human_duration, percentile, summarize, ua_family
 
-__all__ = ["CLOSE_SLACK", "RECONNECT_WINDOW", "Lineage", "chain_key", "chain_label", "reconnects"]
+__all__ = [
+    "CLOSE_SLACK",
+    "RECONNECT_WINDOW",
+    "Lineage",
+    "chain_key",
+    "chain_label",
+    "client_key",
+    "client_label",
+    "plural",
+    "reconnects",
+]
 
 CLOSE_SLACK = 1.0
 """Seconds a reconnect may precede the proxy's record of the old connection closing (the
@@ -38,19 +48,25 @@ RECONNECT_WINDOW = 120.0
 is paying a new visit (a tab opened again, curl run again), not reconnecting."""
 
 
+def client_key(conn: Connection) -> str:
+    """Address and exact user agent: a client, as far as a journal without sessions can tell."""
+    return f"{conn.host} {conn.user_agent or '(no user agent)'}"
+
+
 def chain_key(conn: Connection) -> str:
     session = conn.session
-    if session:
-        return f"session {session}"
-    return f"{conn.host} {conn.user_agent or '(no user agent)'}"
+    return f"session {session}" if session else client_key(conn)
+
+
+def client_label(conn: Connection) -> str:
+    return f"{conn.host} {ua_family(conn.user_agent)}"
 
 
 def chain_label(conn: Connection) -> str:
     session = conn.session
-    family = ua_family(conn.user_agent)
     if session:
-        return f"{session} ({conn.host}, {family})"
-    return f"{conn.host} {family}"
+        return f"{session} ({conn.host}, {ua_family(conn.user_agent)})"
+    return client_label(conn)
 
 
 def _numeric(value: str | None) -> int | None:
@@ -242,7 +258,7 @@ def reconnects(
     )
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
@@ -251,26 +267,26 @@ def _sentences(
 ) -> list[str]:
     skipped = r.lost_inside_streams or 0
     verb = "was" if skipped == 1 else "were"
-    inside = [f"Inside streams, {_plural(skipped, 'id')} {verb} skipped."] if skipped else []
+    inside = [f"Inside streams, {plural(skipped, 'id')} {verb} skipped."] if skipped else []
     if not r.reconnects:
-        return [f"No reconnects: {_plural(chains, 'client')}, each connected once.", *inside]
+        return [f"No reconnects: {plural(chains, 'client')}, each connected once.", *inside]
     said = [
-        f"{_plural(r.reconnects, 'reconnect')} by {reconnecting} of {_plural(chains, 'client')} "
+        f"{plural(r.reconnects, 'reconnect')} by {reconnecting} of {plural(chains, 'client')} "
         f"(or sessions); delay p50 {human_duration(p50)}, max {human_duration(longest)}."
     ]
     if r.with_id_to_resume:
         said.append(
             f"Last-Event-ID: {r.with_id_to_resume} reconnects followed a connection that had "
-            f"delivered an id; the client sent that id back {_plural(r.sent_ok, 'time')}, sent "
-            f"none {_plural(r.sent_missing, 'time')} and a different one "
-            f"{_plural(r.sent_mismatch, 'time')}."
+            f"delivered an id; the client sent that id back {plural(r.sent_ok, 'time')}, sent "
+            f"none {plural(r.sent_missing, 'time')} and a different one "
+            f"{plural(r.sent_mismatch, 'time')}."
         )
     checked = r.server_ok + r.skipped + r.repeated
     if checked:
         said.append(
-            f"Server after resuming: continued exactly {_plural(r.server_ok, 'time')}, skipped "
-            f"ahead {_plural(r.skipped, 'time')} ({_plural(r.lost, 'event')} lost), repeated "
-            f"{_plural(r.repeated, 'time')} ({_plural(r.replayed, 'event')} replayed)."
+            f"Server after resuming: continued exactly {plural(r.server_ok, 'time')}, skipped "
+            f"ahead {plural(r.skipped, 'time')} ({plural(r.lost, 'event')} lost), repeated "
+            f"{plural(r.repeated, 'time')} ({plural(r.replayed, 'event')} replayed)."
         )
     if r.no_events:
         said.append(f"{r.no_events} resumed connections delivered no event to check.")

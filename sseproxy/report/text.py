@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Sequence
 
 from sseproxy.report.model import Report
+from sseproxy.report.reconnects import plural
 from sseproxy.report.stats import BUCKETS, NUMERIC, Summary, human_duration
 
 __all__ = ["render_text", "table"]
@@ -60,7 +61,13 @@ def _wrap(text: str, indent: int = 2, hang: int = 0) -> list[str]:
     """Wrapped to WIDTH, never between a number and its unit."""
     pad = " " * indent
     glued = _UNIT.sub("\\1\u00a0\\2", text)
-    lines = textwrap.wrap(glued, WIDTH, initial_indent=pad, subsequent_indent=pad + " " * hang)
+    lines = textwrap.wrap(
+        glued,
+        WIDTH,
+        initial_indent=pad,
+        subsequent_indent=pad + " " * hang,
+        break_on_hyphens=False,
+    )
     return [line.replace("\u00a0", " ") for line in lines]
 
 
@@ -89,10 +96,12 @@ def render_text(report: Report) -> str:
             else []
         ),
         "TOTALS",
-        f"  {t.connections} connections: {t.streams} streams, {t.failed_attempts} failed "
-        f"stream attempts, {t.other_requests} other requests, {t.no_request} without a "
-        f"request" + (f", {t.tcp} TCP" if t.tcp else ""),
-        f"  {t.closed} closed, {t.still_open} still open at the end; {t.requests} requests",
+        f"  {plural(t.connections, 'connection')}: {plural(t.streams, 'stream')}, "
+        f"{plural(t.failed_attempts, 'failed stream attempt')}, "
+        f"{plural(t.other_requests, 'other request')}, {t.no_request} without a request"
+        + (f", {t.tcp} TCP" if t.tcp else ""),
+        f"  {t.closed} closed, {t.still_open} still open at the end; "
+        f"{plural(t.requests, 'request')}",
     ]
     if t.upstream_connect is not None:
         u = t.upstream_connect

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from sseproxy.report.causes import side_of
 from sseproxy.report.heartbeats import FaultInfo
 from sseproxy.report.model import Bar, Gap, Marker, Row, Timeline
-from sseproxy.report.reconnects import Lineage, chain_key, chain_label
+from sseproxy.report.reconnects import Lineage, client_key, client_label
 from sseproxy.report.records import Connection
 
 __all__ = ["MAX_ROWS", "timeline"]
@@ -32,6 +32,16 @@ _PALETTES: Mapping[str, tuple[str, ...]] = {
 OPEN_COLOUR = "#d9d9d9"
 
 
+def _row_key(conn: Connection, found: Lineage) -> str:
+    """The chain's row for a stream attempt; for another request, the row of its session's
+    streams when it has one (an MCP POST beside its stream), else its client's row."""
+    key = found.chain_of.get(conn.key)
+    if key is not None:
+        return key
+    session = f"session {conn.session}" if conn.session else None
+    return session if session in found.labels else client_key(conn)
+
+
 def timeline(
     conns: list[Connection],
     kind: Mapping[str, str],
@@ -43,20 +53,20 @@ def timeline(
     rows: list[Row] = []
     hidden: set[str] = set()
     for conn in conns:  # sorted by opening time: rows appear in order of first connection
-        key = found.chain_of.get(conn.key) or chain_key(conn)
+        key = _row_key(conn, found)
         if key not in row_of and key not in hidden:
             if len(rows) >= MAX_ROWS:
                 hidden.add(key)
                 continue
             row_of[key] = len(rows)
-            rows.append(Row(key, found.labels.get(key) or chain_label(conn)))
+            rows.append(Row(key, found.labels.get(key) or client_label(conn)))
     colours: dict[str, str] = {}
     used: dict[str, int] = {}
     bars: list[Bar] = []
     markers: list[Marker] = []
     row_of_conn: dict[str, int] = {}
     for conn in conns:
-        key = found.chain_of.get(conn.key) or chain_key(conn)
+        key = _row_key(conn, found)
         if key not in row_of:
             continue
         row = row_of_conn[conn.key] = row_of[key]

@@ -6,6 +6,8 @@ writer, so a stalled client there would let the proxy read the upstream without 
 
 from __future__ import annotations
 
+import operator
+
 import trio
 from trio.lowlevel import ParkingLot, checkpoint
 
@@ -64,14 +66,23 @@ class PipeStream(trio.abc.HalfCloseableStream):
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
-        while not (self._closed or self._out.reader_gone or self._out.eof):
-            if len(self._out.data) < self._out.capacity:
-                break
-            await self._out.lot.park()
-        await checkpoint()
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            out = self._out
+            while not (self._closed or out.reader_gone or out.eof):
+                if len(out.data) < out.capacity:
+                    break
+                await out.lot.park()
+            if self._closed:
+                raise trio.ClosedResourceError("this end was closed")
+            await checkpoint()
+        finally:
+            self._sending = False
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if max_bytes is not None and max_bytes < 1:
+        if max_bytes is not None and operator.index(max_bytes) < 1:
             raise ValueError("max_bytes must be >= 1")
         if self._receiving:
             raise trio.BusyResourceError("another task is receiving on this stream")

@@ -1,0 +1,187 @@
+"""What an HTTP and a TCP connection share: identity, tallies, the journal, live control.
+
+A connection registers itself in `Proxy.live` while it runs, so the control API and
+`sseproxy.testing` can list it, kill it, and add or retire faults on its links. Who ended
+it and why is an `Outcome`, in the journal's fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+
+from sseproxy.journal import Tally
+from sseproxy.link import HeadError, Link, LinkResult
+from sseproxy.scenario import RequestInfo
+from sseproxy.sse import Event
+from sseproxy.transport import abort, failure_reason
+
+if TYPE_CHECKING:
+    from sseproxy.proxy import Proxy
+
+__all__ = ["Connection", "Garbled", "Outcome", "Truncated", "outcome_of"]
+
+Direction = Literal["down", "up"]
+
+
+class Truncated(trio.BrokenResourceError):
+    """The peer closed before the end of the message body."""
+
+
+class Garbled(trio.BrokenResourceError):
+    """The peer broke the HTTP protocol."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Who ended an exchange or connection and why, in the journal's vocabulary."""
+
+    by: str
+    reason: str
+    detail: str = ""
+    keep_alive: bool = False
+
+
+def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
+    """A link's result told from the connection's side (`source` and `sink` name the peers)."""
+    if result.kind == "sink-error":
+        return Outcome(sink, reason_of(result.error, sink))
+    if result.origin is not None:
+        return Outcome("proxy", result.origin, result.detail, keep_alive=result.kind == "end")
+    if isinstance(result.error, HeadError):
+        return Outcome(source, result.error.reason, str(result.error))
+    if result.error is not None:
+        return Outcome(source, reason_of(result.error, source), str(result.error))
+    return Outcome(source, f"{source}-end", keep_alive=True)
+
+
+def reason_of(error: BaseException | None, side: str) -> str:
+    if isinstance(error, Garbled):
+        return f"{side}-protocol-error"
+    if isinstance(error, Truncated) or error is None:
+        return f"{side}-closed"
+    return failure_reason(error, side)
+
+
+def _address(client: str) -> dict[str, Any]:
+    """'127.0.0.1:5000' -> client '127.0.0.1', client_port 5000 (journal fields)."""
+    host, sep, port = client.rpartition(":")
+    if not sep or not port.isdigit():
+        return {"client": client}
+    return {"client": host.strip("[]"), "client_port": int(port)}
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    if isinstance(error, trio.Cancelled):
+        return True
+    return isinstance(error, BaseExceptionGroup) and error.split(trio.Cancelled)[1] is None
+
+
+class Connection:
+    """Base of `HttpConnection` and `TcpConnection`: subclasses implement `serve`."""
+
+    mode = "?"
+
+    def __init__(self, proxy: Proxy, stream: trio.abc.Stream, conn_id: str, client: str):
+        self.proxy = proxy
+        self.stream = stream
+        self.id = conn_id
+        self.client_address = client
+        self.opened = trio.current_time()
+        self.down = Tally(on_event=self._event if proxy.settings.journal_events else None)
+        self.up = Tally()
+        self.number = 0
+        """The current exchange's number (what the plan draws faults with)."""
+        self.request: RequestInfo | None = None
+        self.started = self.opened
+        """When the current exchange started."""
+        self.links: dict[Direction, set[Link]] = {"down": set(), "up": set()}
+        self.scope = trio.CancelScope()
+        self.killed: str | None = None
+
+    def write(self, kind: str, **fields: Any) -> None:
+        self.proxy.journal.write(kind, self.id, **fields)
+
+    def fired(self, direction: str) -> Any:
+        """The link's hook: a fault changed the stream's fate (or left a note)."""
+
+        def hook(name: str, action: str, detail: str) -> None:
+            self.write("fault", fault=name, action=action, detail=detail, direction=direction)
+
+        return hook
+
+    def _event(self, event: Event, size: int) -> None:
+        self.write("event", id=event.id or None, type=event.type, size=size)
+
+    async def serve(self) -> Outcome:
+        raise NotImplementedError
+
+    def closing_fields(self) -> dict[str, Any]:
+        return {}
+
+    async def cleanup(self) -> None:
+        """Close what else the connection holds (TCP: the upstream)."""
+
+    async def run(self) -> None:
+        self.proxy.live[self.id] = self
+        self.write(
+            "opened", mode=self.mode, listener=self.proxy.listener, **_address(self.client_address)
+        )
+        final = Outcome("client", "client-closed")
+        try:
+            with self.scope:
+                final = await self.serve()
+            if self.killed is not None:
+                final = Outcome("proxy", "killed", f"{self.killed} by the control API")
+        except BaseException as error:
+            cancelled = _is_cancellation(error)
+            final = Outcome("proxy", "shutdown" if cancelled else "internal-error", repr(error))
+            raise
+        finally:
+            del self.proxy.live[self.id]
+            self.write(
+                "closed",
+                by=final.by,
+                reason=final.reason,
+                detail=final.detail or None,
+                duration=round(trio.current_time() - self.opened, 6),
+                **self.closing_fields(),
+                **self.down.summary("down"),
+                **self.up.summary("up"),
+            )
+            if self.killed == "reset":
+                await abort(self.stream)
+            await trio.aclose_forcefully(self.stream)
+            await self.cleanup()
+
+    def kill(self, how: Literal["close", "reset"] = "close") -> None:
+        """End this connection now (control API): close it, or reset it with an RST."""
+        self.killed = how
+        self.scope.cancel()
+
+    def info(self) -> dict[str, Any]:
+        """What the control API lists for an open connection."""
+        now = trio.current_time()
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            **_address(self.client_address),
+            "age": round(now - self.opened, 3),
+            "method": self.request.method if self.request else None,
+            "path": self.request.path if self.request else None,
+            "bytes_down": self.down.octets,
+            "bytes_up": self.up.octets,
+            "events_down": self.down.events,
+            "last_id": self.down.last_id,
+            "faults": sorted(
+                {
+                    s.name
+                    for links in self.links.values()
+                    for link in links
+                    for s in link.slots
+                    if s.active
+                }
+            ),
+        }

@@ -1,0 +1,197 @@
+"""Trio-native context managers: a proxy on loopback sockets, and the built-in server.
+
+    async with open_proxy(upstream=origin_url, scenario=scenario) as proxy:
+        ... connect to proxy.url ...
+        await proxy.wait_for_closed(1)
+
+Everything runs in a nursery of the calling task and stops when the block ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from sseproxy import origin
+from sseproxy.journal import Journal
+from sseproxy.plan import Plan
+from sseproxy.proxy import Proxy, ProxySettings, Upstream
+from sseproxy.scenario import Scenario, load_scenario, parse_scenario
+from sseproxy.server import listen, serve_proxy
+
+__all__ = [
+    "ProxyHandle",
+    "Record",
+    "ScenarioLike",
+    "SocketProxy",
+    "as_scenario",
+    "open_origin",
+    "open_proxy",
+    "origin_settings",
+]
+
+Record = dict[str, Any]
+ScenarioLike = Scenario | str | None
+"""A `Scenario`, TOML text, a scenario file or preset name, or None (no faults)."""
+
+_watchers: list[Callable[[Journal], None]] = []
+"""Called with the journal of every proxy started here (the pytest plugin keeps them)."""
+
+
+def as_scenario(scenario: ScenarioLike) -> Scenario:
+    """`scenario` as a `Scenario`: TOML text has a newline or a '['; other strings name a
+    file or a preset (`nginx-default`)."""
+    if scenario is None:
+        return Scenario(name="none")
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, str):
+        if "\n" in scenario or "[" in scenario:
+            return parse_scenario(scenario)
+        return load_scenario(scenario)
+    raise TypeError(f"scenario must be a Scenario, TOML text or a name, not {scenario!r}")
+
+
+def origin_settings(settings: origin.OriginSettings | None, fields: dict[str, Any]) -> Any:
+    """`settings` (default: the built-in defaults) with `fields` replaced."""
+    base = settings or origin.OriginSettings()
+    return dataclasses.replace(base, **fields) if fields else base
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class ProxyHandle:
+    """A running proxy as a test sees it: its journal, waits on it, its scenario.
+
+    Waits are event-driven (they return as soon as the journal has the records); wrap
+    them in `trio.fail_after` to bound them.
+    """
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        for watch in _watchers:
+            watch(proxy.journal)
+
+    @property
+    def journal(self) -> Journal:
+        return self.proxy.journal
+
+    @property
+    def records(self) -> list[Record]:
+        """Every journal record so far (a copy), oldest first."""
+        return list(self.proxy.journal.records)
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.proxy.scenario
+
+    def of_kind(self, kind: str) -> list[Record]:
+        """The records of one kind: 'opened', 'request', 'fault', 'ended', 'closed'..."""
+        return self.proxy.journal.of_kind(kind)
+
+    async def wait_for(self, kind: str, count: int = 1) -> list[Record]:
+        """Wait until `count` records of `kind` exist; returns all records of that kind."""
+        return await self.proxy.journal.wait_for(kind, count)
+
+    async def wait_for_connections(self, count: int = 1) -> list[Record]:
+        """Wait until `count` client connections were accepted ('opened' records)."""
+        return await self.wait_for("opened", count)
+
+    async def wait_for_closed(self, count: int = 1) -> list[Record]:
+        """Wait until `count` client connections ended ('closed' records)."""
+        return await self.wait_for("closed", count)
+
+    def set_scenario(self, scenario: ScenarioLike, *, seed: int | None = None) -> None:
+        """Apply `scenario` to connections opened from now on (open ones keep theirs).
+
+        Scenario time (windows) restarts now. The seed is `seed`, else the scenario's,
+        else the proxy's. A 'scenario' journal record marks the change.
+        """
+        new = as_scenario(scenario)
+        if seed is None:
+            seed = new.seed if new.seed is not None else self.proxy.seed
+        self.proxy.seed = seed
+        self.proxy.plan = Plan(new, seed, trio.current_time())
+        self.journal.scenario, self.journal.seed = new.name, seed
+        self.journal.write("scenario", "-", faults=[spec.name for spec in new.faults])
+
+
+class SocketProxy(ProxyHandle):
+    """A proxy listening on a loopback socket: `url` is where clients connect."""
+
+    def __init__(self, proxy: Proxy, host: str, port: int) -> None:
+        super().__init__(proxy)
+        self.host, self.port = host, port
+        self.url = _url(host, port)
+
+    @property
+    def upstream(self) -> str:
+        return str(self.proxy.settings.upstream)
+
+
+@asynccontextmanager
+async def open_origin(
+    settings: origin.OriginSettings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **fields: Any,
+) -> AsyncIterator[str]:
+    """The built-in SSE server (`sseproxy serve`); yields its base URL.
+
+    Events are at `{url}/events`. Give `OriginSettings` or its fields (`interval=0.1`,
+    `count=10`, `heartbeat=0`, ...); a request's query string overrides them.
+    """
+    chosen = origin_settings(settings, fields)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(origin.serve, host, port, chosen)
+        try:
+            yield _url(host, bound)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_proxy(
+    upstream: str | Upstream | None = None,
+    scenario: ScenarioLike = None,
+    *,
+    mode: str = "http",
+    seed: int | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    connect_timeout: float = 10.0,
+) -> AsyncIterator[SocketProxy]:
+    """A proxy on `host:port` (port 0: a free one) in front of `upstream`.
+
+    `upstream`: 'http://127.0.0.1:9000', '127.0.0.1:9000' or an `Upstream`; None starts
+    the built-in server behind the proxy (its events at `{proxy.url}/events`). The
+    journal keeps every record in memory (`proxy.records`).
+    """
+    if mode not in ("http", "tcp"):
+        raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
+    chosen = as_scenario(scenario)
+    async with trio.open_nursery() as nursery:
+        if upstream is None:
+            origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, origin.OriginSettings())
+            target = Upstream("127.0.0.1", origin_port)
+        else:
+            target = upstream if isinstance(upstream, Upstream) else Upstream.parse(upstream)
+        listener = await listen(host, port)
+        bound = listener.socket.getsockname()[1]
+        settings = ProxySettings(target, "tcp" if mode == "tcp" else "http", connect_timeout)
+        proxy = Proxy(settings, chosen, Journal(keep=True), seed=seed)
+        proxy.journal.write(
+            "started", "-", listen=f"{host}:{bound}", upstream=str(target), mode=mode
+        )
+        await nursery.start(serve_proxy, proxy, listener)
+        try:
+            yield SocketProxy(proxy, host, bound)
+        finally:
+            nursery.cancel_scope.cancel()
