@@ -7,7 +7,6 @@ configuration error. Errors a user can cause are one line that says what to do.
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -19,12 +18,12 @@ import click
 import trio
 
 from sseproxy import origin
+from sseproxy.docs import describe_text, faults_markdown
 from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
 from sseproxy.faults import all_faults
 from sseproxy.journal import Journal
-from sseproxy.params import Param, render_value
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
-from sseproxy.scenario import COMMON_FIELDS, Scenario, load_scenario, preset_names
+from sseproxy.scenario import Scenario, load_scenario, preset_names
 from sseproxy.server import listen, parse_hostport, serve_proxy
 from sseproxy.units import parse_duration
 
@@ -346,38 +345,17 @@ def scenarios_validate(files: tuple[str, ...]) -> None:
     sys.exit(1 if failed else 0)
 
 
-def _describe_param(param: Param) -> str:
-    if param.required:
-        default = "required"
-    elif param.default is None or param.optional:
-        default = "optional"
-    else:
-        value = render_value(param, param.default)
-        default = (
-            f"default {value!r}"
-            if not isinstance(value, float) or math.isfinite(value)
-            else "default none"
-        )
-    return f"  {param.name:12} {param.help}\n  {'':12} {param.allowed()}; {default}"
-
-
 @scenarios.command("describe")
 @click.argument("fault", required=False)
-def scenarios_describe(fault: str | None) -> None:
+@click.option("--markdown", is_flag=True, help="Print the reference page (docs/faults.md).")
+def scenarios_describe(fault: str | None, markdown: bool) -> None:
     """What each fault does and its parameters (all of it generated from the faults).
 
-    Example: sseproxy scenarios describe idle-timeout
+    \b
+    Examples:
+      sseproxy scenarios describe idle-timeout
+      sseproxy scenarios describe --markdown > docs/faults.md
     """
-    faults = all_faults()
-    if fault is not None and fault not in faults:
-        raise UsageProblem(f"unknown fault {fault!r}; known: {', '.join(faults)}")
-    for name, cls in faults.items():
-        if fault is not None and name != fault:
-            continue
-        click.echo(f"{name}: {cls.summary}")
-        for param in cls.params:
-            click.echo(_describe_param(param))
-        click.echo()
-    click.echo("Fields every fault takes:")
-    for param in COMMON_FIELDS:
-        click.echo(_describe_param(param))
+    if fault is not None and fault not in all_faults():
+        raise UsageProblem(f"unknown fault {fault!r}; known: {', '.join(all_faults())}")
+    click.echo(faults_markdown() if markdown else describe_text(fault), nl=not markdown)
