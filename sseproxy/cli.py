@@ -23,6 +23,7 @@ from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
 from sseproxy.faults import all_faults
 from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
+from sseproxy.report_cli import report_command
 from sseproxy.scenario import Scenario, load_scenario, preset_names
 from sseproxy.server import listen, parse_hostport, serve_proxy
 from sseproxy.units import parse_duration
@@ -359,3 +360,6 @@ def scenarios_describe(fault: str | None, markdown: bool) -> None:
     if fault is not None and fault not in all_faults():
         raise UsageProblem(f"unknown fault {fault!r}; known: {', '.join(all_faults())}")
     click.echo(faults_markdown() if markdown else describe_text(fault), nl=not markdown)
+
+
+main.add_command(report_command, "report")

@@ -55,6 +55,12 @@ def end_to_end(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in listed]
 
 
+def _has_body(request: h11.Request) -> bool:
+    headers = dict(request.headers)
+    length = headers.get(b"content-length", b"0").strip()
+    return b"transfer-encoding" in headers or length != b"0"
+
+
 def head_size(target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
     """About how many bytes a head took on the wire (h11 checks only incomplete heads)."""
     return len(target) + 16 + sum(len(name) + len(value) + 4 for name, value in headers)
@@ -210,6 +216,10 @@ class HttpConnection(Connection):
         )
         self.settled = None
         call = UpstreamCall(self, request, chains, started)
+        if not _has_body(request):  # read its end now: keep-alive then survives an early answer
+            end = self.conn.next_event()
+            assert type(end) is h11.EndOfMessage, end
+            call.body_read = True
         outcome = Outcome("proxy", "shutdown")
         try:
             async with trio.open_nursery() as nursery:
@@ -286,6 +296,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
         self.stream: trio.abc.Stream | None = None
         self.nursery: trio.Nursery | None = None
         self.request_read = trio.Event()
+        self.body_read = False
         self.where = client.proxy.settings.upstream
 
     async def head(self) -> ResponseHead:
@@ -303,8 +314,12 @@ class UpstreamCall(trio.abc.ReceiveStream):
             raise HeadError(
                 502, f"upstream {self.where} failed: {error}", reason_of(error, "upstream")
             ) from error
-        assert self.nursery is not None
-        self.nursery.start_soon(self._upload, stream)
+        if self.body_read:  # no body: nothing to carry up
+            await stream.send_all(self.conn.send(h11.EndOfMessage()) or b"")
+            self.request_read.set()
+        else:
+            assert self.nursery is not None
+            self.nursery.start_soon(self._upload, stream)
         return await self._response_head(stream)
 
     def _request(self) -> h11.Request:
@@ -315,8 +330,10 @@ class UpstreamCall(trio.abc.ReceiveStream):
             headers.append((b"transfer-encoding", b"chunked"))
         forwarded_for = self.client.client_address.rsplit(":", 1)[0]
         headers.append((b"x-forwarded-for", forwarded_for.encode()))
+        applied: set[str] = set()  # direction "both" gives a fault two slots: apply it once
         for slot in self.down_slots + self.up_slots:
-            if slot.active_from <= self.started < slot.active_until:
+            if slot.name not in applied and slot.active_from <= self.started < slot.active_until:
+                applied.add(slot.name)
                 headers = slot.fault.request_headers(headers)
         return h11.Request(method=request.method, target=request.target, headers=headers)
 

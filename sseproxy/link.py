@@ -49,6 +49,8 @@ from sseproxy.transport import Sink, StopKind
 __all__ = ["FaultSlot", "HeadError", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
 
 CHUNK = 256 * 1024
+WATCHED_SLICE = 16 * 1024
+"""Under a write timeout, writes go out in slices this big, each timed on its own."""
 MAX_IN_FLIGHT = 4 * 1024 * 1024
 """Bytes waiting inside a link before the reader pauses (backpressure toward the source)."""
 
@@ -335,13 +337,11 @@ class Link:
                 if isinstance(item, Piece):
                     self._release(len(item.data))
                     watchdog = self._write_watchdog()
-                    if watchdog is None:
-                        await self.sink.send(item)
-                    else:
-                        with trio.move_on_after(watchdog[1]) as scope:
-                            await self.sink.send(item)
-                        if scope.cancelled_caught:
+                    if watchdog is not None:
+                        if not await self._send_watched(item, *watchdog):
                             return await self._write_timed_out(watchdog[0])
+                        continue
+                    await self.sink.send(item)
                     if self.observe is not None and item.data:
                         self.observe(item.data)
                     continue
@@ -350,6 +350,24 @@ class Link:
             except _BROKEN as error:
                 return LinkResult("sink-error", error=error)
             return LinkResult(item.kind, item.origin, item.detail, item.error)
+
+    async def _send_watched(self, piece: Piece, slot: FaultSlot, limit: float) -> bool:
+        """Write in slices, each allowed `limit`: nginx times the gap between writes that
+        make progress, not a whole write. False when a slice made none in time."""
+        if not piece.data:
+            with trio.move_on_after(limit):
+                await self.sink.send(piece)
+                return True
+            return False
+        for start in range(0, len(piece.data), WATCHED_SLICE):
+            part = piece.data[start : start + WATCHED_SLICE]
+            with trio.move_on_after(limit):
+                await self.sink.send(Piece(part, piece.framed, piece.event))
+                if self.observe is not None:
+                    self.observe(part)
+                continue
+            return False
+        return True
 
     def _write_watchdog(self) -> tuple[FaultSlot, float] | None:
         """The active fault with the shortest limit on one blocked write, if any."""

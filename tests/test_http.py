@@ -134,6 +134,8 @@ class Router:
                 await self.record(stream, head + rest)
             else:
                 await origin.handle_connection(Replay(stream, head + rest), self.settings)
+        except trio.BrokenResourceError:
+            pass  # the proxy may close as soon as it has the whole response
         finally:
             await trio.aclose_forcefully(stream)
 

@@ -23,7 +23,14 @@ class Buffer(Fault):
     name = "buffer"
     summary = "Hold the body until `size` bytes are held, `flush` passes, or the stream ends."
     params = (
-        Param("size", "size", "Deliver once this many bytes are held.", default=4096, minimum=1),
+        Param(
+            "size",
+            "size",
+            "Deliver once this many bytes are held.",
+            default=4096,
+            minimum=1,
+            maximum=4 * 1024 * 1024,
+        ),  # the link stops reading at 4 MiB held
         Param(
             "flush",
             "duration",
@@ -84,8 +91,9 @@ class Buffer(Fault):
         if self.mode == "one-behind":
             if piece.event is None and piece.framed:  # comments and id-only blocks wait too
                 self.held.append(piece)
+                self.held_bytes += len(piece.data)
                 return []
-            released, self.held = self.held, [piece]
+            released, self.held, self.held_bytes = self.held, [piece], len(piece.data)
             return [Deliver(p, now) for p in released]
         self.held.append(piece)
         self.held_bytes += len(piece.data)
@@ -94,6 +102,10 @@ class Buffer(Fault):
         if self.flush is not None and len(self.held) == 1:
             return [Wake(now + self.flush)]
         return []
+
+    def holding(self) -> int:
+        """What is held pushes back on the sender, as a full proxy buffer stops reading."""
+        return self.held_bytes
 
     def on_timer(self, now: float) -> list[Action]:
         return self._release(now)

@@ -42,11 +42,10 @@ class Status(Fault):
         self.retry_after: float | None = settings.get("retry_after")
         self.headers: Mapping[str, str] = settings.get("headers") or {}
         body: str | None = settings.get("body")
-        phrase = HTTPStatus(self.code).phrase if self.code in HTTPStatus._value2member_map_ else ""
+        known = self.code in HTTPStatus._value2member_map_
+        status_line = f"{self.code} {HTTPStatus(self.code).phrase}" if known else str(self.code)
         no_body = self.code in (204, 304)
-        self.body = (
-            b"" if no_body else (body if body is not None else f"{self.code} {phrase}\n").encode()
-        )
+        self.body = b"" if no_body else (body if body is not None else f"{status_line}\n").encode()
 
     def start(self, now: float) -> list[Action]:
         headers = [(b"content-type", b"text/plain; charset=utf-8")]
