@@ -100,6 +100,9 @@ class Connection:
         self.links: dict[Direction, set[Link]] = {"down": set(), "up": set()}
         self.scope = trio.CancelScope()
         self.killed: str | None = None
+        self.decided: Outcome | None = None
+        """A fault's stop, from the moment it decided: it is the cause even if the peer
+        happens to close while the stop is still on its way."""
 
     def write(self, kind: str, **fields: Any) -> None:
         self.proxy.journal.write(kind, self.id, **fields)
@@ -109,6 +112,8 @@ class Connection:
 
         def hook(name: str, action: str, detail: str) -> None:
             self.write("fault", fault=name, action=action, detail=detail, direction=direction)
+            if action in ("end", "close", "reset") and self.decided is None:
+                self.decided = Outcome("proxy", name, detail, keep_alive=action == "end")
 
         return hook
 

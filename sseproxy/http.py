@@ -214,7 +214,7 @@ class HttpConnection(Connection):
             user_agent=headers.get("user-agent"),
             faults=chains.names() or None,
         )
-        self.settled = None
+        self.settled = self.decided = None
         call = UpstreamCall(self, request, chains, started)
         if not _has_body(request):  # read its end now: keep-alive then survives an early answer
             end = self.conn.next_event()
@@ -252,7 +252,7 @@ class HttpConnection(Connection):
     def settle(self, outcome: Outcome, scope: trio.CancelScope) -> None:
         """First cause wins: record it and stop everything else in the exchange."""
         if self.settled is None:
-            self.settled = outcome
+            self.settled = self.decided or outcome
         scope.cancel()
 
     async def _watch_client(self, request_read: trio.Event, scope: trio.CancelScope) -> None:

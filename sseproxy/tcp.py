@@ -78,5 +78,5 @@ class TcpConnection(Connection):
             self.first_end = self.first_end or Outcome(sides[0], f"{sides[0]}-closed")
             return  # a half-close went through; the other direction may go on
         if self.settled is None:
-            self.settled = outcome_of(result, *sides)
+            self.settled = self.decided or outcome_of(result, *sides)
         scope.cancel()
