@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from http import HTTPStatus
+
 import h11
 import trio
 
@@ -173,7 +175,8 @@ class HttpConnection(Connection):
             self.conn.start_next_cycle()
 
     async def respond(self, status: int, text: str) -> None:
-        """An error response from the proxy itself; the connection then closes."""
+        """An error response from the proxy itself; the connection then closes (nginx would
+        keep it open after its own 502/504: see docs/fidelity.md)."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = f"sseproxy: {text}\n".encode()
@@ -182,8 +185,11 @@ class HttpConnection(Connection):
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
+        known = status in HTTPStatus._value2member_map_
+        reason = HTTPStatus(status).phrase.encode() if known else b""
         try:
-            data = self.conn.send(h11.Response(status_code=status, headers=headers)) or b""
+            response = h11.Response(status_code=status, headers=headers, reason=reason)
+            data = self.conn.send(response) or b""
             data += self.conn.send(h11.Data(data=body)) or b""
             data += self.conn.send(h11.EndOfMessage()) or b""
             await self.stream.send_all(data)

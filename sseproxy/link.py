@@ -432,6 +432,9 @@ class Link:
             slot.source_end = item
             self._apply(stage, slot.fault.on_eof(now), now)
         else:
+            for action in slot.fault.on_abort(now):  # what it lets out before the cut
+                if isinstance(action, Deliver):
+                    self._send(stage + 1, action.piece, action.at, now)
             self._pass_stop(stage, item, now)
 
     def _pass_stop(self, stage: int, stop: _Stop, now: float) -> None:

@@ -246,3 +246,27 @@ async def test_what_it_holds_pushes_back_on_the_upstream(autojump_clock: object)
         await trio.sleep(60)
         # 10 MiB were offered; the proxy should stop reading near MAX_IN_FLIGHT (4 MiB)
         assert sum(read) <= MAX_IN_FLIGHT + CHUNK
+
+
+def test_hold_head_keeps_the_head_until_the_first_release() -> None:
+    fault = make(size=10, hold_head=True)
+    head = Piece(b"", head=ResponseHead(200, ((b"content-type", b"text/event-stream"),)))
+    assert fault.on_piece(head, 0.0) == []
+    first, second = Piece(b"12345"), Piece(b"67890")
+    assert fault.on_piece(first, 1.0) == []
+    assert fault.on_piece(second, 2.0) == [
+        Deliver(head, 2.0),
+        Deliver(first, 2.0),
+        Deliver(second, 2.0),
+        Wake(None),
+    ]
+
+
+def test_cut_short_a_held_head_still_goes_out_but_the_body_is_lost() -> None:
+    """nginx: proxy_read_timeout while buffering sends the header, not the held events."""
+    fault = make(hold_head=True)
+    head = Piece(b"", head=ResponseHead(200))
+    fault.on_piece(head, 0.0)
+    fault.on_piece(Piece(b"id: 1\ndata: x\n\n"), 0.5)
+    assert fault.on_abort(1.0) == [Deliver(head, 1.0)]
+    assert make().on_abort(1.0) == []

@@ -182,6 +182,11 @@ class Fault:
         """The stream ended cleanly upstream of this fault; by default end it here too."""
         return [End()]
 
+    def on_abort(self, now: float) -> list[Action]:
+        """A close or reset from upstream of this fault passes through: it may still let
+        something out first (Deliver only), as nginx sends a held response head."""
+        return []
+
     def stop(self, now: float) -> list[Action]:
         """The fault's window closed: hand back anything it holds (delivered in order)."""
         return []

@@ -60,6 +60,13 @@ class Buffer(Fault):
             "sends `X-Accel-Buffering: no`, as nginx does.",
             default=True,
         ),
+        Param(
+            "hold_head",
+            "bool",
+            "Hold the response head too, until the first release (nginx does: an "
+            "EventSource's `open` waits for the first full buffer).",
+            default=False,
+        ),
     )
 
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
@@ -69,6 +76,7 @@ class Buffer(Fault):
         self.until: str = settings["until"]
         self.mode: str = settings["mode"]
         self.respect_accel: bool = settings["respect_accel"]
+        self.hold_head: bool = settings.get("hold_head", False)
         self.held: list[Piece] = []
         self.held_bytes = 0
         self.bypass = False
@@ -85,6 +93,9 @@ class Buffer(Fault):
         if piece.head is not None:
             accel = (piece.head.header(b"x-accel-buffering") or b"").strip().lower()
             self.bypass = self.respect_accel and accel == b"no"
+            if self.hold_head and not self.bypass:
+                self.held.append(piece)
+                return []
             return [Deliver(piece, now)]
         if self.bypass:
             return [Deliver(piece, now)]
@@ -95,17 +106,23 @@ class Buffer(Fault):
                 return []
             released, self.held, self.held_bytes = self.held, [piece], len(piece.data)
             return [Deliver(p, now) for p in released]
+        first = self.held_bytes == 0
         self.held.append(piece)
         self.held_bytes += len(piece.data)
         if self.until == "size" and self.held_bytes >= self.size:
             return [*self._release(now), Wake(None)]
-        if self.flush is not None and len(self.held) == 1:
+        if self.flush is not None and first:
             return [Wake(now + self.flush)]
         return []
 
     def holding(self) -> int:
         """What is held pushes back on the sender, as a full proxy buffer stops reading."""
         return self.held_bytes
+
+    def on_abort(self, now: float) -> list[Action]:
+        """Cut short: the held body is lost, but a held head still goes out (as in nginx)."""
+        heads = [piece for piece in self.held if piece.head is not None]
+        return [Deliver(piece, now) for piece in heads]
 
     def on_timer(self, now: float) -> list[Action]:
         return self._release(now)
