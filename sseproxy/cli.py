@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +19,8 @@ import click
 import trio
 
 from sseproxy import origin
+from sseproxy.control import DEFAULT_PORT, check_control_address, control_url, serve_control
+from sseproxy.ctl import ctl
 from sseproxy.docs import describe_text, faults_markdown
 from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
 from sseproxy.faults import all_faults
@@ -121,6 +124,21 @@ def _duration_option(value: str) -> float:
     metavar="DURATION",
     help="Give up connecting to the upstream after this long (then 504).",
 )
+@click.option(
+    "--control",
+    "control_at",
+    metavar="HOST:PORT",
+    help=f"Serve the control API here (sseproxy ctl), e.g. 127.0.0.1:{DEFAULT_PORT}: change "
+    "faults live, list and kill connections, /metrics, /journal. Other than loopback "
+    "needs --control-token.",
+)
+@click.option(
+    "--control-token",
+    metavar="TOKEN",
+    envvar="SSEPROXY_CONTROL_TOKEN",
+    help="Require this token (Authorization: Bearer TOKEN) on every control request; "
+    "also read from $SSEPROXY_CONTROL_TOKEN.",
+)
 def run(
     listen_at: str,
     upstream: str | None,
@@ -131,6 +149,8 @@ def run(
     journal_events: bool,
     session_keys: tuple[str, ...],
     connect_timeout: str,
+    control_at: str | None,
+    control_token: str | None,
 ) -> None:
     """Run the proxy.
 
@@ -139,11 +159,17 @@ def run(
       sseproxy run
       sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
       sseproxy run --scenario idle.toml --journal run.jsonl
+      sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
     with _friendly_errors():
         host, port = parse_hostport(listen_at)
+        control = parse_hostport(control_at) if control_at else None
+        if control is not None:
+            check_control_address(control[0], control_token)
+        elif control_token is not None and _given("control_token"):
+            raise ConfigError("--control-token needs --control HOST:PORT")
         scenario = load_scenario(scenario_name) if scenario_name else Scenario(name="none")
         if mode == "tcp" and any(
             spec.match.path or spec.match.methods or spec.match.headers for spec in scenario.faults
@@ -155,10 +181,27 @@ def run(
             parse_duration(connect_timeout, bare_seconds=True),
             session_keys=session_keys,
             journal_events=journal_events,
+            live=control is not None,
         )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
-            trio.run(_run, host, port, settings, upstream is None, scenario, seed, stream, out)
+            trio.run(
+                partial(_run, control=control, control_token=control_token),
+                host,
+                port,
+                settings,
+                upstream is None,
+                scenario,
+                seed,
+                stream,
+                out,
+            )
+
+
+def _given(parameter: str) -> bool:
+    """True when the user typed the option (not a default or an environment variable)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source is click.core.ParameterSource.COMMANDLINE
 
 
 @contextlib.contextmanager
@@ -185,8 +228,12 @@ async def _run(
     seed: int | None,
     journal_stream: TextIO | None,
     out: TextIO,
+    *,
+    control: tuple[str, int] | None = None,
+    control_token: str | None = None,
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        control_listener = await listen(*control) if control is not None else None
         async with trio.open_nursery() as nursery:
             if builtin:
                 demo = origin.OriginSettings()
@@ -200,6 +247,9 @@ async def _run(
             journal.write(
                 "started", "-", listen=f"{host}:{bound}", upstream=str(upstream), mode=mode
             )
+            if control is not None and control_listener is not None:
+                serve = partial(serve_control, proxy, control_listener, token=control_token)
+                await nursery.start(serve)
             await nursery.start(serve_proxy, proxy, listener)
             shown = f"[{host}]" if ":" in host else host
             what = "built-in demo server" if builtin else "upstream"
@@ -209,6 +259,11 @@ async def _run(
             if mode == "http":
                 path = "/events" if builtin else "/"
                 print(f"try: curl -N http://{shown}:{bound}{path}", file=out)
+            if control is not None and control_listener is not None:
+                url = control_url(control[0], control_listener.socket.getsockname()[1])
+                default = url == control_url("127.0.0.1", DEFAULT_PORT)
+                option = "" if default else f" --control {url}"
+                print(f"control API on {url}; try: sseproxy ctl{option} status", file=out)
             print("stop with Ctrl-C", file=out, flush=True)
             async for _ in signals:
                 break
@@ -286,6 +341,9 @@ async def _serve(host: str, port: int, settings: origin.OriginSettings) -> None:
             async for _ in signals:
                 break
             nursery.cancel_scope.cancel()
+
+
+main.add_command(ctl, "ctl")
 
 
 @main.group()

@@ -11,9 +11,8 @@ and ends only its own connection.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 import h11
 import trio

@@ -124,31 +124,28 @@ def _fault(
     cls: type[Fault], bounds: _Bounds, common: bool, directions: tuple[str, ...]
 ) -> st.SearchStrategy[FaultSpec]:
     """The fault's own parameters (filtered by its `check`), then the common fields."""
-
-    def spec(settings: dict[str, Any], extra: dict[str, Any]) -> FaultSpec:
-        return FaultSpec(cls.name, cls.name, settings, **extra)
-
     where = f"fault {cls.name!r}"
     settings = st.fixed_dictionaries(
         {param.name: bounds.param(param, where) for param in cls.params}
     ).filter(lambda drawn: _valid(cls, drawn))
-    if not common:
-        return st.builds(spec, settings, st.just({}))
-    window = st.tuples(
-        _durations(0, bounds.max_duration), st.none() | _durations(0.001, bounds.max_duration)
-    )
-    fields = {
-        "direction": st.sampled_from(sorted(directions, key=_DIRECTIONS.index)),
-        "probability": bounds.param(_COMMON["probability"], where),
-        "after": bounds.param(_COMMON["after"], where),
-        "every": bounds.param(_COMMON["every"], where),
-        "first": bounds.param(_COMMON["first"], where),
-        "window": st.just(Window())
-        | window.filter(lambda w: w[1] is None or w[1] > w[0]).map(
-            lambda w: Window(w[0], math.inf if w[1] is None else w[1])
-        ),
-    }
-    return st.builds(spec, settings, st.fixed_dictionaries(fields))
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    if common:
+        window = st.tuples(
+            _durations(0, bounds.max_duration), st.none() | _durations(0.001, bounds.max_duration)
+        )
+        fields = {
+            "direction": st.sampled_from(sorted(directions, key=_DIRECTIONS.index)),
+            "probability": bounds.param(_COMMON["probability"], where),
+            "after": bounds.param(_COMMON["after"], where),
+            "every": bounds.param(_COMMON["every"], where),
+            "first": bounds.param(_COMMON["first"], where),
+            "window": st.just(Window())
+            | window.filter(lambda w: w[1] is None or w[1] > w[0]).map(
+                lambda w: Window(w[0], math.inf if w[1] is None else w[1])
+            ),
+        }
+    name = st.just(cls.name)
+    return st.builds(FaultSpec, type=name, name=name, settings=settings, **fields)
 
 
 def faults(
@@ -215,9 +212,8 @@ def scenarios(
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"name={name!r} must be a non-empty string")
     seeds = st.just(seed) if seed is not None else st.integers(0, 2**32 - 1)
-    return st.builds(
-        _scenario, st.just(name), seeds, st.lists(specs, min_size=low, max_size=max_faults)
-    )
+    drawn = st.tuples(seeds, st.lists(specs, min_size=low, max_size=max_faults))
+    return drawn.map(lambda pair: _scenario(name, *pair))
 
 
 fault_specs = faults

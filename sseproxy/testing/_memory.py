@@ -19,7 +19,13 @@ from sseproxy import origin
 from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.testing._pipe import pipe_pair
-from sseproxy.testing._proxy import ProxyHandle, ScenarioLike, as_scenario, origin_settings
+from sseproxy.testing._proxy import (
+    ProxyHandle,
+    ScenarioLike,
+    as_scenario,
+    background,
+    origin_settings,
+)
 
 __all__ = ["Handler", "MemoryProxy", "memory_proxy"]
 
@@ -82,7 +88,7 @@ async def memory_proxy(
         async def handler(stream: trio.abc.Stream) -> None:
             await origin.handle_connection(stream, chosen)
 
-    async with trio.open_nursery() as nursery:
+    async with background() as nursery:
         handle: MemoryProxy | None = None
 
         async def connect() -> trio.abc.Stream:
@@ -96,7 +102,4 @@ async def memory_proxy(
         proxy = Proxy(settings, as_scenario(scenario), Journal(keep=True), seed=seed)
         proxy.connector = connect
         handle = MemoryProxy(proxy, nursery, buffer)
-        try:
-            yield handle
-        finally:
-            nursery.cancel_scope.cancel()
+        yield handle

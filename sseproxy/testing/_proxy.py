@@ -62,6 +62,26 @@ def origin_settings(settings: origin.OriginSettings | None, fields: dict[str, An
     return dataclasses.replace(base, **fields) if fields else base
 
 
+@asynccontextmanager
+async def background() -> AsyncIterator[trio.Nursery]:
+    """A nursery for the tasks behind a context manager, cancelled when its block ends.
+
+    A single error (from the block or a task) comes out as itself, not wrapped in an
+    ExceptionGroup, so `pytest.raises(AssertionError)` around the block works.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                yield nursery
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        inner = group.exceptions[0] if len(group.exceptions) == 1 else group
+        if isinstance(inner, BaseExceptionGroup):
+            raise
+        raise inner from inner.__cause__
+
+
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -149,12 +169,9 @@ async def open_origin(
     `count=10`, `heartbeat=0`, ...); a request's query string overrides them.
     """
     chosen = origin_settings(settings, fields)
-    async with trio.open_nursery() as nursery:
+    async with background() as nursery:
         bound = await nursery.start(origin.serve, host, port, chosen)
-        try:
-            yield _url(host, bound)
-        finally:
-            nursery.cancel_scope.cancel()
+        yield _url(host, bound)
 
 
 @asynccontextmanager
@@ -177,12 +194,11 @@ async def open_proxy(
     if mode not in ("http", "tcp"):
         raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
     chosen = as_scenario(scenario)
-    async with trio.open_nursery() as nursery:
-        if upstream is None:
+    target = upstream if isinstance(upstream, Upstream | None) else Upstream.parse(upstream)
+    async with background() as nursery:
+        if target is None:
             origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, origin.OriginSettings())
             target = Upstream("127.0.0.1", origin_port)
-        else:
-            target = upstream if isinstance(upstream, Upstream) else Upstream.parse(upstream)
         listener = await listen(host, port)
         bound = listener.socket.getsockname()[1]
         settings = ProxySettings(target, "tcp" if mode == "tcp" else "http", connect_timeout)
@@ -191,7 +207,4 @@ async def open_proxy(
             "started", "-", listen=f"{host}:{bound}", upstream=str(target), mode=mode
         )
         await nursery.start(serve_proxy, proxy, listener)
-        try:
-            yield SocketProxy(proxy, host, bound)
-        finally:
-            nursery.cancel_scope.cancel()
+        yield SocketProxy(proxy, host, bound)

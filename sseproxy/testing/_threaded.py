@@ -56,7 +56,8 @@ class BackgroundTrio:
         try:
             trio.run(self._main, clock=self._clock)
         except BaseException as error:  # reported to the thread that joins
-            self._error = error
+            single = isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1
+            self._error = error.exceptions[0] if single else error  # type: ignore[attr-defined]
         finally:
             self._ready.set()
 
