@@ -233,13 +233,18 @@ async def _run(
     control_token: str | None = None,
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        control_listener = await listen(*control) if control is not None else None
+        control_listener = None
+        if control is not None:
+            try:
+                control_listener = await listen(*control)
+            except ConfigError as error:
+                raise ConfigError(f"--control: {error}") from None
+        listener = await listen(host, port)  # before the nursery: a clean one-line error
         async with trio.open_nursery() as nursery:
             if builtin:
                 demo = origin.OriginSettings()
                 origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, demo)
                 settings = replace(settings, upstream=Upstream("127.0.0.1", origin_port))
-            listener = await listen(host, port)
             bound = listener.socket.getsockname()[1]
             journal = Journal(journal_stream)
             proxy = Proxy(settings, scenario, journal, seed=seed)

@@ -103,6 +103,8 @@ class Proxy:
         self.exchanges = 0
         self.listener = "memory"
         """The address clients connect to (set by the server; journal `opened` records)."""
+        self.plan_changed = trio.Event()
+        """Set (and replaced) whenever `set_scenario` puts a new scenario in force."""
         self.live: dict[str, Connection] = {}
         """Open connections by id."""
 
@@ -118,6 +120,8 @@ class Proxy:
         new = {spec.name: spec for spec in scenario.faults}
         self.plan = Plan(scenario, self.seed, self.plan.started)
         self.journal.scenario = scenario.name
+        self.plan_changed.set()
+        self.plan_changed = trio.Event()
         now = trio.current_time()
         for connection in list(self.live.values()):
             for name, spec in old.items():

@@ -56,22 +56,36 @@ async def serve_proxy(
     """Accept until cancelled; each connection runs in its own task, errors stay its own.
 
     During a `refuse` fault's window with `how = "unlisten"` the listening socket is
-    closed (new clients get ECONNREFUSED) and opened again on the same address after.
+    closed (new clients get ECONNREFUSED) and opened again on the same address after;
+    a scenario changed live is looked at again at once.
     """
     async with trio.open_nursery() as connections:
         task_status.started()
-        while True:
-            host, port = listener.socket.getsockname()[:2]
-            proxy.listener = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            span = proxy.plan.unlisten_window(trio.current_time())
-            async with listener:
-                with trio.move_on_at(span[0] if span else math.inf):
-                    await _accept(proxy, listener, connections)
-            assert span is not None
-            proxy.journal.write("unlisten", "-", until=round(span[1] - proxy.plan.started, 6))
-            await trio.sleep_until(span[1])
-            listener = await listen(host, port)
-            proxy.journal.write("listen", "-", address=f"{host}:{port}")
+        try:
+            while True:
+                host, port = listener.socket.getsockname()[:2]
+                proxy.listener = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                span = proxy.plan.unlisten_window(trio.current_time())
+                changed = proxy.plan_changed
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(_cancel_when_set, changed, accepting.cancel_scope)
+                    with trio.move_on_at(span[0] if span else math.inf):
+                        await _accept(proxy, listener, connections)
+                    accepting.cancel_scope.cancel()
+                if span is None or trio.current_time() < span[0]:
+                    continue  # the scenario changed: look again
+                await listener.aclose()
+                proxy.journal.write("unlisten", "-", until=round(span[1] - proxy.plan.started, 6))
+                await trio.sleep_until(span[1])
+                listener = await listen(host, port)
+                proxy.journal.write("listen", "-", address=f"{host}:{port}")
+        finally:
+            await trio.aclose_forcefully(listener)
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 async def _accept(proxy: Proxy, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
