@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import socket
 
-import pytest
 import trio
 import trio.testing
 
