@@ -100,6 +100,10 @@ def control_url(host: str, port: int) -> str:
 # -- the journal, live --------------------------------------------------------------------
 
 
+def _nothing() -> None:
+    """What to call to unsubscribe when not subscribed."""
+
+
 class _Follower:
     """One `/journal` reader: records queue up here until its task sends them."""
 
@@ -141,19 +145,16 @@ class JournalFeed:
         self.follower_limit = follower_limit
         self.changed = trio.Event()
         """Set (and replaced) at every record: `await feed.changed.wait()` for the next."""
-        self._journal: Journal | None = None
+        self._unsubscribe: Callable[[], None] = _nothing
 
     def attach(self, journal: Journal) -> JournalFeed:
         self.detach()
-        journal.subscribers.append(self.observe)
-        self._journal = journal
+        self._unsubscribe = journal.subscribe(self.observe)
         return self
 
     def detach(self) -> None:
-        if self._journal is not None:
-            with contextlib.suppress(ValueError):
-                self._journal.subscribers.remove(self.observe)
-            self._journal = None
+        self._unsubscribe()
+        self._unsubscribe = _nothing
 
     def observe(self, record: Record) -> None:
         self.seq += 1

@@ -112,7 +112,7 @@ class BodySource(trio.abc.ReceiveStream):
 
 
 class BodySink:
-    """A `Sink` writing a request body upstream through h11."""
+    """A `Sink` writing a message body through h11 (a request body up, a response body down)."""
 
     def __init__(self, conn: h11.Connection, stream: trio.abc.Stream) -> None:
         self.conn = conn
@@ -413,6 +413,7 @@ class ResponseSink:
     def __init__(self, client: HttpConnection, started: float) -> None:
         self.client = client
         self.started = started
+        self.body = BodySink(client.conn, client.stream)
 
     async def send(self, piece: Piece) -> None:
         client = self.client
@@ -433,26 +434,15 @@ class ResponseSink:
             )
             sse = content_type.startswith("text/event-stream")
             client.down.begin(Framer() if client.proxy.counts_events and sse else None)
-        elif piece.data:
-            framed = client.conn.send(h11.Data(data=piece.data))
-            if framed:
-                await client.stream.send_all(framed)
+        else:
+            await self.body.send(piece)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         client = self.client
-        if client.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # nothing sent yet
-            if status is not None and kind != "reset":
-                await client.respond(status, detail or f"status {status}")
-                return
-        elif kind == "end":
-            try:
-                tail = client.conn.send(h11.EndOfMessage())
-            except h11.LocalProtocolError:  # a Content-Length body cut short: cannot end
-                kind = "close"
-            else:
-                await client.stream.send_all(tail or b"")
-                return
-        if kind == "reset":
-            await abort(client.stream)
-        else:
-            await trio.aclose_forcefully(client.stream)
+        nothing_sent = client.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+        if nothing_sent and status is not None and kind != "reset":
+            await client.respond(status, detail or f"status {status}")
+            return
+        if nothing_sent and kind == "end":
+            kind = "close"  # no response to end: an empty reply
+        await self.body.stop(kind, status, detail)

@@ -7,6 +7,7 @@ virtual time get exact values), and `ts`, the wall-clock time for people.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -63,6 +64,16 @@ class Journal:
         self._written.set()
         self._written = trio.Event()
         return record
+
+    def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
+        """Call `callback` with every record from now on; returns the way to stop."""
+        self.subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self.subscribers.remove(callback)
+
+        return unsubscribe
 
     async def wait_for(self, kind: str, count: int = 1) -> list[Record]:
         """Wait until `count` records of `kind` were kept (tests wait on events, not time)."""

@@ -12,10 +12,9 @@ The output is the Prometheus text exposition format, version 0.0.4.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from sseproxy.journal import Journal
@@ -34,6 +33,10 @@ Record = dict[str, Any]
 Labels = tuple[tuple[str, str], ...]
 
 
+def _nothing() -> None:
+    """What to call to unsubscribe when not subscribed."""
+
+
 class Metrics:
     """Counters fed by journal records; `render` writes them in the text format."""
 
@@ -48,20 +51,17 @@ class Metrics:
         self.durations = [0] * len(DURATION_BUCKETS)
         self.duration_sum = 0.0
         self.records = 0
-        self._journal: Journal | None = None
+        self._unsubscribe: Callable[[], None] = _nothing
 
     def attach(self, journal: Journal) -> Metrics:
         """Count `journal`'s records from now on (one journal at a time)."""
         self.detach()
-        journal.subscribers.append(self.observe)
-        self._journal = journal
+        self._unsubscribe = journal.subscribe(self.observe)
         return self
 
     def detach(self) -> None:
-        if self._journal is not None:
-            with contextlib.suppress(ValueError):
-                self._journal.subscribers.remove(self.observe)
-            self._journal = None
+        self._unsubscribe()
+        self._unsubscribe = _nothing
 
     def observe(self, record: Record) -> None:
         """The journal subscriber: count one record (never raises on odd values)."""
