@@ -68,18 +68,25 @@ def _durations(low: float, high: float) -> st.SearchStrategy[float]:
     )
 
 
+_NUMERIC = ("duration", "size", "int", "float")
+
+
 class _Bounds:
     def __init__(self, max_duration: float, max_size: int, max_count: int) -> None:
         self.max_duration, self.max_size, self.max_count = max_duration, max_size, max_count
 
+    def range(self, param: Param) -> tuple[float, float]:
+        """The span drawn for a numeric parameter: its declared bounds, capped by ours."""
+        low = param.minimum if param.minimum is not None else 0
+        cap = {"duration": self.max_duration, "size": self.max_size}.get(param.kind)
+        cap = cap if cap is not None else low + self.max_count
+        return low, min(param.maximum, cap) if param.maximum is not None else cap
+
     def values(self, param: Param, where: str) -> st.SearchStrategy[Any] | None:
         """Every valid value of `param` within the bounds (None: no value fits)."""
-        low = param.minimum if param.minimum is not None else 0
         kind = param.kind
-        if kind in ("duration", "size", "int", "float"):
-            cap = {"duration": self.max_duration, "size": self.max_size}.get(kind)
-            cap = cap if cap is not None else low + self.max_count
-            high = min(param.maximum, cap) if param.maximum is not None else cap
+        if kind in _NUMERIC:
+            low, high = self.range(param)
             if high < low:
                 return None
             if kind == "duration":
@@ -92,8 +99,11 @@ class _Bounds:
         if kind == "choice":
             order = sorted(param.choices, key=lambda choice: choice != param.default)
             return st.sampled_from(order)
-        if kind == "str":
-            return st.text(_TEXT, min_size=1, max_size=8)
+        if kind == "str":  # simple text first (globs, regexes), then any text
+            anything = st.characters(exclude_categories=["Cs"])
+            return st.text(_TEXT, min_size=1, max_size=8) | st.text(
+                anything, min_size=1, max_size=8
+            )
         names = st.text(_TOKEN, min_size=1, max_size=12)
         if kind == "headers":
             return st.dictionaries(names, st.text(_HEADER_VALUE, max_size=12), max_size=2)
@@ -102,14 +112,16 @@ class _Bounds:
         raise InvalidArgument(f"{where}: cannot draw parameters of kind {kind!r}")
 
     def param(self, param: Param, where: str) -> st.SearchStrategy[Any]:
-        """Values of `param`, shrinking towards its default (or absence)."""
+        """Values of `param`, shrinking towards its default (or absence). A default
+        beyond the bounds is not drawn (absence, None, is: it means "no limit")."""
         values = self.values(param, where)
-        if param.required:
+        absent = None if param.optional or param.required else param.default
+        fits = param.kind not in _NUMERIC or absent is None or absent <= self.range(param)[1]
+        if param.required or not fits:
             if values is None:
                 raise InvalidArgument(f"{where}: no value of {param.name!r} fits the bounds")
             return values
-        absent = st.just(None if param.optional else param.default)
-        return absent if values is None else st.one_of(absent, values)
+        return st.just(absent) if values is None else st.one_of(st.just(absent), values)
 
 
 def _valid(cls: type[Fault], settings: dict[str, Any]) -> bool:
@@ -168,8 +180,9 @@ def faults(
     `after`, `every`, `first`, `window`; never `match`), each shrinking to its default.
     """
     known = all_faults()
-    if isinstance(types, str):
-        raise InvalidArgument(f"types={types!r}: give a list of fault names, e.g. [{types!r}]")
+    for option, value in (("types", types), ("exclude", exclude)):
+        if isinstance(value, str):
+            raise InvalidArgument(f"{option}={value!r}: give a list of fault names: [{value!r}]")
     chosen = list(known) if types is None else list(types)
     for name in [*chosen, *exclude]:
         if name not in known:
@@ -201,7 +214,7 @@ def scenarios(
     The scenario's TOML (`Scenario.to_toml()`) is noted: a failing example prints it, ready
     for `scenarios/` and `sseproxy run --scenario`.
     """
-    specs = fault_specs() if faults is None else faults
+    specs = _faults() if faults is None else faults
     if not isinstance(specs, st.SearchStrategy):
         raise InvalidArgument(f"faults={specs!r} must be a strategy, e.g. faults(types=['reset'])")
     low = _whole("min_faults", min_faults, 0)
@@ -212,27 +225,24 @@ def scenarios(
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"name={name!r} must be a non-empty string")
     seeds = st.just(seed) if seed is not None else st.integers(0, 2**32 - 1)
-    drawn = st.tuples(seeds, st.lists(specs, min_size=low, max_size=max_faults))
-    return drawn.map(lambda pair: _scenario(name, *pair))
+    specs_lists = st.lists(specs, min_size=low, max_size=max_faults)
+    return st.builds(scenario, name=st.just(name), seed=seeds, faults=specs_lists)
 
 
-fault_specs = faults
+_faults = faults
 
 
-def _scenario(name: str, seed: int, specs: list[FaultSpec]) -> Scenario:
+def scenario(name: str, seed: int, faults: list[FaultSpec]) -> Scenario:
+    """A `Scenario` of `faults`, each with a distinct name; notes its TOML."""
     taken: set[str] = set()
     named = []
-    for spec in specs:
+    for spec in faults:
         label, n = spec.name, 1
         while label in taken:
             n += 1
             label = f"{spec.name}-{n}"
         taken.add(label)
-        named.append(spec if label == spec.name else _renamed(spec, label))
-    scenario = Scenario(name=name, seed=seed, faults=tuple(named))
-    note(f"scenario TOML (save it; replay: sseproxy run --scenario FILE):\n{scenario.to_toml()}")
-    return scenario
-
-
-def _renamed(spec: FaultSpec, name: str) -> FaultSpec:
-    return replace(spec, name=name)
+        named.append(spec if label == spec.name else replace(spec, name=label))
+    result = Scenario(name=name, seed=seed, faults=tuple(named))
+    note(f"scenario TOML (save it; replay: sseproxy run --scenario FILE):\n{result.to_toml()}")
+    return result

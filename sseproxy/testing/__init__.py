@@ -23,8 +23,8 @@ from sseproxy.testing._proxy import (
     as_scenario,
     open_origin,
     open_proxy,
+    parse_sse,
 )
-from sseproxy.testing._sse import parse_sse
 from sseproxy.testing._threaded import BackgroundTrio, ThreadedProxy, run_origin, run_proxy
 
 __all__ = [

@@ -30,7 +30,8 @@ from sseproxy.testing._proxy import (
 __all__ = ["Handler", "MemoryProxy", "memory_proxy"]
 
 Handler = Callable[[trio.abc.Stream], Awaitable[None]]
-"""A server: serves one connection on the stream it is given (then it is closed)."""
+"""A server: serves one connection on the stream it is given (then it is closed; a
+Broken/ClosedResourceError when the proxy hung up is not reported)."""
 
 
 class MemoryProxy(ProxyHandle):
@@ -40,21 +41,26 @@ class MemoryProxy(ProxyHandle):
         super().__init__(proxy)
         self._nursery = nursery
         self._buffer = buffer
+        self.clients = 0
+        """Client connections opened with `connect()`."""
         self.upstream_connections = 0
         """Connections the proxy opened to the server handler."""
 
     async def connect(self) -> trio.abc.Stream:
         """A new client connection: the proxy serves it in the background."""
         client_end, proxy_end = pipe_pair(self._buffer)
-        number = self.proxy.connections + 1
-        self._nursery.start_soon(self.proxy.handle, proxy_end, f"memory:{number}")
+        self.clients += 1
+        self._nursery.start_soon(self.proxy.handle, proxy_end, f"memory:{self.clients}")
         await trio.lowlevel.checkpoint()
         return client_end
 
 
 async def _serve(handler: Handler, stream: trio.abc.Stream) -> None:
+    """Run the server on one connection; the proxy going away is not its error."""
     try:
         await handler(stream)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -67,6 +73,7 @@ async def memory_proxy(
     mode: str = "http",
     seed: int | None = None,
     buffer: int = 64 * 1024,
+    live: bool = True,
     **fields: Any,
 ) -> AsyncIterator[MemoryProxy]:
     """A proxy in front of `upstream`, every connection on in-memory streams.
@@ -75,6 +82,7 @@ async def memory_proxy(
     such as `interval=0.5, count=20` adjust them), or your own server as an async
     function serving one connection on a `trio.abc.Stream`. Each direction of each
     connection buffers up to `buffer` bytes, then the writer waits (like a socket).
+    `live`: as for `open_proxy`.
     """
     if mode not in ("http", "tcp"):
         raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
@@ -98,7 +106,9 @@ async def memory_proxy(
             nursery.start_soon(_serve, handler, server_end)
             return proxy_end
 
-        settings = ProxySettings(Upstream("memory", 80), "tcp" if mode == "tcp" else "http")
+        settings = ProxySettings(
+            Upstream("memory", 80), "tcp" if mode == "tcp" else "http", live=live
+        )
         proxy = Proxy(settings, as_scenario(scenario), Journal(keep=True), seed=seed)
         proxy.connector = connect
         handle = MemoryProxy(proxy, nursery, buffer)

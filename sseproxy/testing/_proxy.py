@@ -18,10 +18,10 @@ import trio
 
 from sseproxy import origin
 from sseproxy.journal import Journal
-from sseproxy.plan import Plan
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.scenario import Scenario, load_scenario, parse_scenario
 from sseproxy.server import listen, serve_proxy
+from sseproxy.sse import Event, Framer
 
 __all__ = [
     "ProxyHandle",
@@ -32,6 +32,7 @@ __all__ = [
     "open_origin",
     "open_proxy",
     "origin_settings",
+    "parse_sse",
 ]
 
 Record = dict[str, Any]
@@ -56,7 +57,18 @@ def as_scenario(scenario: ScenarioLike) -> Scenario:
     raise TypeError(f"scenario must be a Scenario, TOML text or a name, not {scenario!r}")
 
 
-def origin_settings(settings: origin.OriginSettings | None, fields: dict[str, Any]) -> Any:
+def parse_sse(data: bytes) -> list[Event]:
+    """The events a browser's EventSource dispatches for `data` (an incomplete last block
+    is discarded, as the spec says): the reference to check a client's parser against."""
+    framer = Framer()
+    events = [block.event for block in framer.feed(data) if block.event is not None]
+    framer.close()
+    return events
+
+
+def origin_settings(
+    settings: origin.OriginSettings | None, fields: dict[str, Any]
+) -> origin.OriginSettings:
     """`settings` (default: the built-in defaults) with `fields` replaced."""
     base = settings or origin.OriginSettings()
     return dataclasses.replace(base, **fields) if fields else base
@@ -128,18 +140,21 @@ class ProxyHandle:
         return await self.wait_for("closed", count)
 
     def set_scenario(self, scenario: ScenarioLike, *, seed: int | None = None) -> None:
-        """Apply `scenario` to connections opened from now on (open ones keep theirs).
+        """Put `scenario` in force: new connections get its faults, and (unless the proxy
+        was opened with `live=False`) open connections lose the faults that are gone or
+        changed and get the new ones.
 
-        Scenario time (windows) restarts now. The seed is `seed`, else the scenario's,
-        else the proxy's. A 'scenario' journal record marks the change.
+        Scenario time (windows) goes on from the proxy's start. Unlike the control API,
+        the seed changes to `seed`, else the scenario's own (so a drawn scenario behaves
+        as when replayed from its TOML), else stays. A 'scenario' record marks it.
         """
         new = as_scenario(scenario)
         if seed is None:
             seed = new.seed if new.seed is not None else self.proxy.seed
-        self.proxy.seed = seed
-        self.proxy.plan = Plan(new, seed, trio.current_time())
-        self.journal.scenario, self.journal.seed = new.name, seed
-        self.journal.write("scenario", "-", faults=[spec.name for spec in new.faults])
+        self.proxy.seed = self.journal.seed = seed
+        self.proxy.set_scenario(new)
+        faults = [spec.name for spec in new.faults]
+        self.journal.write("scenario", "-", change="replace", by="testing", faults=faults)
 
 
 class SocketProxy(ProxyHandle):
@@ -184,12 +199,14 @@ async def open_proxy(
     host: str = "127.0.0.1",
     port: int = 0,
     connect_timeout: float = 10.0,
+    live: bool = True,
 ) -> AsyncIterator[SocketProxy]:
     """A proxy on `host:port` (port 0: a free one) in front of `upstream`.
 
     `upstream`: 'http://127.0.0.1:9000', '127.0.0.1:9000' or an `Upstream`; None starts
     the built-in server behind the proxy (its events at `{proxy.url}/events`). The
-    journal keeps every record in memory (`proxy.records`).
+    journal keeps every record in memory (`proxy.records`). `live`: `set_scenario`
+    reaches open connections too (else only new ones, and relaying takes a fast path).
     """
     if mode not in ("http", "tcp"):
         raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
@@ -201,7 +218,9 @@ async def open_proxy(
             target = Upstream("127.0.0.1", origin_port)
         listener = await listen(host, port)
         bound = listener.socket.getsockname()[1]
-        settings = ProxySettings(target, "tcp" if mode == "tcp" else "http", connect_timeout)
+        settings = ProxySettings(
+            target, "tcp" if mode == "tcp" else "http", connect_timeout, live=live
+        )
         proxy = Proxy(settings, chosen, Journal(keep=True), seed=seed)
         proxy.journal.write(
             "started", "-", listen=f"{host}:{bound}", upstream=str(target), mode=mode

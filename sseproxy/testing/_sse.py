@@ -1,6 +1,5 @@
-"""Strategies for SSE bodies (`sse_events`, `sse_streams`, `chunkings`) and the reference
-parser their output is checked against. Public through `sseproxy.strategies` and
-`sseproxy.testing`.
+"""Strategies for SSE bodies: `sse_events`, `sse_streams`, `chunkings` (public through
+`sseproxy.strategies`; `sseproxy.testing.parse_sse` decodes what they draw).
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from typing import Any
 import hypothesis.strategies as st
 from hypothesis.errors import InvalidArgument
 
-from sseproxy.sse import Event, Framer
+from sseproxy.sse import Event
 
-__all__ = ["Event", "chunkings", "parse_sse", "sse_events", "sse_streams"]
+__all__ = ["chunkings", "sse_events", "sse_streams"]
 
 
 def _whole(name: str, value: object, minimum: int) -> int:
@@ -23,24 +22,15 @@ def _whole(name: str, value: object, minimum: int) -> int:
     return value
 
 
-def parse_sse(data: bytes) -> list[Event]:
-    """The events a browser's EventSource dispatches for `data` (an incomplete last block
-    is discarded, as the spec says): the reference to check a client's parser against."""
-    framer = Framer()
-    events = [block.event for block in framer.feed(data) if block.event is not None]
-    framer.close()
-    return events
-
-
 _ENDINGS = ("\n", "\r\n", "\r")
 _NOISE_FIELDS = ("Data", "ID", "foo", "x-custom")
+_BOOL = st.booleans()
+_UNICODE = st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\0")
+_ASCII = string.printable.translate({10: None, 11: None, 12: None, 13: None})
 
 
-def _line_text(unicode: bool, **kwargs: Any) -> st.SearchStrategy[str]:
-    if unicode:
-        chars = st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\0")
-        return st.text(chars, **kwargs)
-    return st.text(string.printable.translate({10: None, 13: None, 11: None, 12: None}), **kwargs)
+def _line_text(unicode: bool, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
+    return st.text(_UNICODE if unicode else _ASCII, min_size=min_size, max_size=max_size)
 
 
 def sse_events(
@@ -56,78 +46,74 @@ def sse_events(
         if not isinstance(value, bool):
             raise InvalidArgument(f"{option}={value!r} must be True or False")
     lines = _whole("max_lines", max_lines, 1)
-    kinds = (
-        st.just("message") | _line_text(unicode, min_size=1, max_size=10)
-        if types
-        else st.just("message")
-    )
-    data = st.lists(_line_text(unicode, max_size=20), min_size=1, max_size=lines).map("\n".join)
+    message = st.just("message")
+    kinds = message | _line_text(unicode, min_size=1) if types else message
+    data = st.lists(_line_text(unicode, max_size=20), min_size=1, max_size=lines)
     id_values = st.just("") | _line_text(unicode, max_size=8) if ids else st.just("")
-    return st.builds(Event, kinds, data, id_values)
+    return st.builds(Event, kinds, data.map("\n".join), id_values)
 
 
-def _field(draw: st.DrawFn, name: str, value: str) -> str:
-    if value == "" and draw(st.booleans()):
-        return name  # a field name alone: an empty value
-    if value.startswith(" ") or draw(st.booleans()):
-        return f"{name}: {value}"  # exactly one space after the colon is dropped
-    return f"{name}:{value}"
+class _Writer:
+    """Draws one spelling of a list of events: fields, extra lines, line endings."""
+
+    def __init__(self, draw: st.DrawFn, options: dict[str, Any]) -> None:
+        self.draw, self.options = draw, options
+        self.comment = _line_text(options["unicode"])
+
+    def field(self, name: str, value: str) -> str:
+        if value == "" and self.draw(_BOOL):
+            return name  # a field name alone: an empty value
+        if value.startswith(" ") or self.draw(_BOOL):
+            return f"{name}: {value}"  # exactly one space after the colon is dropped
+        return f"{name}:{value}"
+
+    def block(self, event: Event | None, last_id: str) -> list[str]:
+        """The lines of one block (without its blank line); None: a block that
+        dispatches nothing (comments, retry, an ignored field, an event type alone)."""
+        draw, lines, extra = self.draw, [], []
+        if event is not None:
+            lines = [self.field("data", line) for line in event.data.split("\n")]
+            if event.type != "message" or draw(_BOOL):
+                blank = event.type == "message" and draw(_BOOL)
+                extra.append(self.field("event", "" if blank else event.type))
+            if event.id != last_id or draw(_BOOL):
+                extra.append(self.field("id", event.id))
+        elif draw(_BOOL):
+            extra.append(self.field("event", draw(_line_text(False, max_size=5))))
+        if self.options["retry"] and draw(_BOOL):
+            extra.append(f"retry: {draw(st.integers(0, 10**6))}")
+        if self.options["comments"]:
+            while draw(_BOOL):
+                extra.append(":" + draw(self.comment))
+            if draw(_BOOL):
+                extra.append(self.field(draw(st.sampled_from(_NOISE_FIELDS)), "ignored"))
+        for line in extra:
+            lines.insert(draw(st.integers(0, len(lines))), line)
+        return lines
+
+    def stream(self, events: list[Event]) -> bytes:
+        draw, lines, last_id = self.draw, [], ""
+        for event in events:
+            if self.options["comments"] and draw(st.integers(0, 3)) == 0:
+                lines += [*self.block(None, last_id), ""]
+            lines += [*self.block(event, last_id), ""]
+            last_id = event.id
+        endings = st.sampled_from(self.options["line_endings"])
+        no_lf = st.sampled_from([e for e in self.options["line_endings"] if e != "\n"] or ["\r"])
+        out, previous = [], ""
+        for line in lines:
+            # A CR then an empty line ending in LF would read as one CRLF.
+            previous = draw(no_lf if previous == "\r" and not line else endings)
+            out.append(line + previous)
+        bom = self.options["bom"] if self.options["bom"] is not None else draw(_BOOL)
+        return ("\ufeff" if bom else "").encode() + "".join(out).encode()
 
 
 @st.composite
-def _block(
-    draw: st.DrawFn, event: Event | None, last_id: str, options: dict[str, Any]
-) -> list[str]:
-    """The lines of one block (without the blank line that ends it)."""
-    comments = options["comments"]
-    lines: list[str] = []
-    extra: list[str] = []
-    if event is not None:
-        lines = [_field(draw, "data", line) for line in event.data.split("\n")]
-        if event.type != "message" or draw(st.booleans()):
-            extra.append(
-                _field(
-                    draw,
-                    "event",
-                    "" if event.type == "message" and draw(st.booleans()) else event.type,
-                )
-            )
-        if event.id != last_id or draw(st.booleans()):
-            extra.append(_field(draw, "id", event.id))
-    elif draw(st.booleans()):
-        extra.append(_field(draw, "event", draw(_line_text(False, max_size=5))))
-    if options["retry"] and draw(st.booleans()):
-        extra.append(f"retry: {draw(st.integers(0, 10**6))}")
-    if comments:
-        extra += [
-            ":" + text
-            for text in draw(st.lists(_line_text(options["unicode"], max_size=10), max_size=2))
-        ]
-        if draw(st.booleans()):
-            extra.append(_field(draw, draw(st.sampled_from(_NOISE_FIELDS)), "ignored"))
-    for line in extra:
-        lines.insert(draw(st.integers(0, len(lines))), line)
-    return lines
-
-
-@st.composite
-def _stream(draw: st.DrawFn, events: list[Event], options: dict[str, Any]) -> bytes:
-    lines: list[str] = []
-    last_id = ""
-    for event in events:
-        if options["comments"] and draw(st.integers(0, 3)) == 0:
-            lines += [*draw(_block(None, last_id, options)), ""]
-        lines += [*draw(_block(event, last_id, options)), ""]
-        last_id = event.id
-    out, previous = [], ""
-    for line in lines:
-        allowed = [
-            e for e in options["line_endings"] if not (previous == "\r" and not line and e == "\n")
-        ]
-        previous = draw(st.sampled_from(allowed))
-        out.append(line + previous)
-    bom = options["bom"] if options["bom"] is not None else draw(st.booleans())
-    return ("\ufeff" if bom else "").encode() + "".join(out).encode()
+def _streams(
+    draw: st.DrawFn, events: st.SearchStrategy[list[Event]], options: dict[str, Any]
+) -> bytes:
+    return _Writer(draw, options).stream(draw(events))
 
 
 def sse_streams(
@@ -167,14 +153,8 @@ def sse_streams(
         drawn = st.just(list(events))
     else:
         raise InvalidArgument("events must be a list of sseproxy.sse.Event or a strategy of lists")
-    options = {
-        "bom": bom,
-        "comments": comments,
-        "retry": retry,
-        "line_endings": endings,
-        "unicode": unicode,
-    }
-    return drawn.flatmap(lambda chosen: _stream(chosen, options))
+    options = {"bom": bom, "comments": comments, "retry": retry, "line_endings": endings}
+    return _streams(drawn, {**options, "unicode": unicode})
 
 
 def chunkings(data: bytes, *, max_chunks: int | None = None) -> st.SearchStrategy[list[bytes]]:

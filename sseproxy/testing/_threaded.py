@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import trio
 
 from sseproxy import origin
+from sseproxy.journal import Journal
+from sseproxy.proxy import Upstream
 from sseproxy.scenario import Scenario
 from sseproxy.testing._proxy import Record, ScenarioLike, SocketProxy, open_origin, open_proxy
 
@@ -49,15 +51,21 @@ class BackgroundTrio:
             raise self._error
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        try:
+            self.close()
+        except BaseException as late:
+            if error is None:
+                raise
+            error.add_note(f"and in the background trio thread: {late!r}")
 
     def _thread_main(self) -> None:
-        try:
+        try:  # errors are reported to the thread that joins
             trio.run(self._main, clock=self._clock)
-        except BaseException as error:  # reported to the thread that joins
-            single = isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1
-            self._error = error.exceptions[0] if single else error  # type: ignore[attr-defined]
+        except BaseExceptionGroup as group:
+            self._error = group.exceptions[0] if len(group.exceptions) == 1 else group
+        except BaseException as error:
+            self._error = error
         finally:
             self._ready.set()
 
@@ -77,6 +85,13 @@ class BackgroundTrio:
         """Run `fn(*args)` in the trio thread (between its tasks) and return its result."""
         return trio.from_thread.run_sync(fn, *args, trio_token=self._live_token())
 
+    def start(self, afn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start `afn(*args, task_status=...)` as a background task of the trio thread
+        (as `nursery.start` does) and return what it passes to `task_status.started()`.
+        It is cancelled at `close()`; an error it raises later is raised by `close()`."""
+        assert self._nursery is not None
+        return self.run(self._nursery.start, afn, *args)
+
     def enter(self, manager: AbstractAsyncContextManager[T]) -> T:
         """Enter `manager` in a task of the trio thread; it is exited at `close()`."""
 
@@ -85,14 +100,8 @@ class BackgroundTrio:
                 task_status.started(value)
                 await trio.sleep_forever()
 
-        assert self._nursery is not None
-        nursery = self._nursery
-
-        async def start() -> T:
-            result: T = await nursery.start(hold)
-            return result
-
-        return self.run(start)
+        result: T = self.start(hold)
+        return result
 
     def _live_token(self) -> trio.lowlevel.TrioToken:
         if self._token is None or not self._thread.is_alive():
@@ -120,11 +129,21 @@ class ThreadedProxy:
     def __init__(self, handle: SocketProxy, loop: BackgroundTrio) -> None:
         self._handle, self._loop = handle, loop
         self.url, self.host, self.port = handle.url, handle.host, handle.port
+        self.upstream = handle.upstream
 
     @property
     def handle(self) -> SocketProxy:
-        """The trio-side handle (use it only from the trio thread)."""
+        """The trio-side handle (use it only from the trio thread: `loop.run_sync`)."""
         return self._handle
+
+    @property
+    def loop(self) -> BackgroundTrio:
+        return self._loop
+
+    @property
+    def journal(self) -> Journal:
+        """The journal itself; the trio thread appends to it, so prefer `records`."""
+        return self._handle.journal
 
     @property
     def records(self) -> list[Record]:
@@ -136,7 +155,7 @@ class ThreadedProxy:
         return self._handle.scenario
 
     def of_kind(self, kind: str) -> list[Record]:
-        return self._loop.run_sync(self._handle.of_kind, kind)
+        return self._loop.run_sync(lambda: list(self._handle.of_kind(kind)))
 
     def wait_for(self, kind: str, count: int = 1, *, timeout: float = 10.0) -> list[Record]:
         """Block until `count` records of `kind` exist; TimeoutError after `timeout`."""
@@ -150,27 +169,53 @@ class ThreadedProxy:
         return self._loop.run(wait)
 
     def wait_for_connections(self, count: int = 1, *, timeout: float = 10.0) -> list[Record]:
+        """Block until `count` client connections were accepted ('opened' records)."""
         return self.wait_for("opened", count, timeout=timeout)
 
     def wait_for_closed(self, count: int = 1, *, timeout: float = 10.0) -> list[Record]:
+        """Block until `count` client connections ended ('closed' records)."""
         return self.wait_for("closed", count, timeout=timeout)
 
     def set_scenario(self, scenario: ScenarioLike, *, seed: int | None = None) -> None:
-        """Apply `scenario` to connections opened from now on (see `ProxyHandle`)."""
+        """Put `scenario` in force (see `ProxyHandle.set_scenario`)."""
         self._loop.run_sync(lambda: self._handle.set_scenario(scenario, seed=seed))
 
 
 @contextmanager
 def run_proxy(
-    upstream: str | None = None, scenario: ScenarioLike = None, **options: Any
+    upstream: str | Upstream | None = None,
+    scenario: ScenarioLike = None,
+    *,
+    mode: str = "http",
+    seed: int | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    connect_timeout: float = 10.0,
+    live: bool = True,
 ) -> Iterator[ThreadedProxy]:
-    """`open_proxy` (same arguments) in a background thread, for sync and asyncio tests."""
+    """`open_proxy` (same arguments) in a background thread, for sync and asyncio code."""
+    proxy = open_proxy(
+        upstream,
+        scenario,
+        mode=mode,
+        seed=seed,
+        host=host,
+        port=port,
+        connect_timeout=connect_timeout,
+        live=live,
+    )
     with BackgroundTrio() as loop:
-        yield ThreadedProxy(loop.enter(open_proxy(upstream, scenario, **options)), loop)
+        yield ThreadedProxy(loop.enter(proxy), loop)
 
 
 @contextmanager
-def run_origin(settings: origin.OriginSettings | None = None, **options: Any) -> Iterator[str]:
+def run_origin(
+    settings: origin.OriginSettings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **fields: Any,
+) -> Iterator[str]:
     """`open_origin` (same arguments) in a background thread; yields its base URL."""
     with BackgroundTrio() as loop:
-        yield loop.enter(open_origin(settings, **options))
+        yield loop.enter(open_origin(settings, host=host, port=port, **fields))
