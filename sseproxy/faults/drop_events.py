@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from sseproxy.faults import register
-from sseproxy.faults.base import Action, Deliver, Fault, Piece
+from sseproxy.faults.base import Action, Deliver, Fault, Note, Piece
 from sseproxy.params import Param, ParamError
 
 __all__ = ["BlockMatch", "DropEvents"]
@@ -99,4 +99,8 @@ class DropEvents(Fault):
         return True
 
     def on_piece(self, piece: Piece, now: float) -> list[Action]:
-        return [] if self.match(piece) else [Deliver(piece, now)]
+        if not self.match(piece):
+            return [Deliver(piece, now)]
+        event = piece.event
+        what = f"event id {event.id!r} type {event.type!r}" if event else "comment block"
+        return [Note(f"dropped {what} ({len(piece.data)} bytes)")]
