@@ -12,7 +12,7 @@ import html
 import json
 from collections.abc import Sequence
 
-from sseproxy.report.model import Report
+from sseproxy.report.model import CHAIN_COLUMNS, Report
 from sseproxy.report.page import PAGE, SCRIPT, STYLE
 from sseproxy.report.stats import BUCKETS, NUMERIC, Summary, human_duration
 
@@ -133,34 +133,7 @@ def render_html(report: Report) -> str:
 
     parts.append("<h2>Reconnects</h2>")
     parts.append("".join(f'<p class="para">{_e(s)}</p>' for s in r.sentences))
-    parts.append(
-        _table(
-            [
-                "client or session",
-                "connections",
-                "reconnects",
-                "failed",
-                "delay p50",
-                "delay max",
-                "events lost",
-                "events replayed",
-            ],
-            [
-                [
-                    x.label,
-                    len(x.connections),
-                    x.reconnects,
-                    x.failed,
-                    human_duration(x.delay_p50),
-                    human_duration(x.delay_max),
-                    x.lost,
-                    x.replayed,
-                ]
-                for x in r.chain_rows
-                if x.reconnects
-            ],
-        )
-    )
+    parts.append(_table(CHAIN_COLUMNS, [x.cells() for x in r.chain_rows if x.reconnects]))
     if r.hops:
         shown = "" if len(r.hops) <= MAX_ROWS else f", the first {MAX_ROWS}; --json has all"
         parts.append(f"<details><summary>Every reconnect ({len(r.hops)}{shown})</summary>")

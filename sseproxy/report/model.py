@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sseproxy.report.stats import Summary
+from sseproxy.report.stats import Summary, human_duration
 
 __all__ = [
     "Bar",
@@ -169,6 +169,31 @@ class Chain:
     delay_max: float | None
     lost: int
     replayed: int
+
+    def cells(self) -> list[object]:
+        """The row both renderers show (text and HTML), in `CHAIN_COLUMNS` order."""
+        return [
+            self.label,
+            len(self.connections),
+            self.reconnects,
+            self.failed,
+            human_duration(self.delay_p50),
+            human_duration(self.delay_max),
+            self.lost,
+            self.replayed,
+        ]
+
+
+CHAIN_COLUMNS = [
+    "client or session",
+    "conns",
+    "reconnects",
+    "failed",
+    "delay p50",
+    "delay max",
+    "events lost",
+    "events replayed",
+]
 
 
 @dataclass

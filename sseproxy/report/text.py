@@ -6,7 +6,7 @@ import re
 import textwrap
 from collections.abc import Sequence
 
-from sseproxy.report.model import Report
+from sseproxy.report.model import CHAIN_COLUMNS, Report
 from sseproxy.report.reconnects import plural
 from sseproxy.report.stats import BUCKETS, NUMERIC, Summary, human_duration
 
@@ -215,31 +215,7 @@ def render_text(report: Report) -> str:
     chains = [x for x in r.chain_rows if x.reconnects][:LIMIT]
     if chains:
         out.append("")
-        out += table(
-            [
-                "client or session",
-                "conns",
-                "reconnects",
-                "failed",
-                "delay p50",
-                "delay max",
-                "lost",
-                "replayed",
-            ],
-            [
-                [
-                    x.label,
-                    len(x.connections),
-                    x.reconnects,
-                    x.failed,
-                    human_duration(x.delay_p50),
-                    human_duration(x.delay_max),
-                    x.lost,
-                    x.replayed,
-                ]
-                for x in chains
-            ],
-        )
+        out += table(CHAIN_COLUMNS, [x.cells() for x in chains])
         out += _more(len(chains), r.chains_with_reconnects)
     odd = [h for h in r.hops if h.lost or h.replayed or h.client_check in ("missing", "mismatch")]
     odd.sort(key=lambda h: -(h.lost + h.replayed))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import shutil
 import signal
@@ -24,9 +23,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import h11
+
+from tests.subprocesses import Lines
 
 STARTUP = 20.0  # seconds a subprocess may take to be ready
 HOST = "127.0.0.1"
@@ -46,37 +47,6 @@ def find_binary(name: str) -> str | None:
 
 
 # -- subprocesses ------------------------------------------------------------------------
-
-
-class Lines:
-    """Lines of a text stream, read by a thread; `wait_for` blocks until one matches."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._ended = False
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, pattern: str, timeout: float = STARTUP) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while not self._ended:
-            try:
-                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
-            except queue.Empty:
-                shown = f"timed out waiting for {pattern!r}; saw {self.seen}"
-                raise AssertionError(shown) from None
-            if line is None:
-                self._ended = True
-            else:
-                self.seen.append(line)
-                if found := re.search(pattern, line):
-                    return found
-        raise AssertionError(f"the output ended before {pattern!r}; saw {self.seen}")
 
 
 @contextlib.contextmanager
