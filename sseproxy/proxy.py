@@ -8,6 +8,8 @@ socket or one end of a memory stream pair is not its business (nor is the upstre
 from __future__ import annotations
 
 import random
+import sys
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -170,11 +172,17 @@ class Proxy:
         raise UpstreamError("timeout", f"upstream {upstream} did not accept within {timeout:g}s")
 
     async def handle(self, stream: trio.abc.Stream, client: str = "memory") -> None:
-        """Serve one accepted connection until it ends; never raises for network trouble."""
+        """Serve one accepted connection until it ends. Network trouble is the journal's
+        business; a bug is printed to stderr and ends only this connection (its `closed`
+        record says `internal-error`), never the proxy."""
         from sseproxy.http import HttpConnection
         from sseproxy.tcp import TcpConnection
 
         self.connections += 1
         conn_id = f"c{self.connections}"
         handler = HttpConnection if self.settings.mode == "http" else TcpConnection
-        await handler(self, stream, conn_id, client).run()
+        try:
+            await handler(self, stream, conn_id, client).run()
+        except Exception:
+            print(f"sseproxy: internal error on connection {conn_id}:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)

@@ -26,7 +26,7 @@ from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.scenario import Scenario
 from sseproxy.server import listen, serve_proxy
 from sseproxy.transport import UpstreamError
-from tests.harness import Client, MemoryProxy, Received
+from tests.harness import Client, MemoryProxy, Received, scenario_of
 
 Record = dict[str, Any]
 Connector = Callable[[], Awaitable[trio.abc.Stream]]
@@ -792,3 +792,31 @@ async def test_shutdown_writes_a_closed_record_for_an_open_stream(
             connections.cancel_scope.cancel()
         closed = rig.journal.of_kind("closed")
         assert [(r["conn"], r["by"], r["reason"]) for r in closed] == [("c1", "proxy", "shutdown")]
+
+
+async def test_a_bug_in_one_connection_ends_only_that_connection(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An internal error is printed and journaled; the proxy and other streams go on."""
+    from sseproxy.faults.latency import Latency
+
+    def broken(self: Latency, piece: object, now: float) -> list[object]:
+        raise RuntimeError("a bug in a fault")
+
+    async with memory_rig() as rig:
+        rig.mp.proxy.set_scenario(scenario_of('[[faults]]\ntype = "latency"\n'))
+        original = Latency.on_piece
+        Latency.on_piece = broken  # type: ignore[assignment,method-assign]
+        try:
+            got = await (await rig.client()).get("/events?count=1")
+        finally:
+            Latency.on_piece = original  # type: ignore[method-assign]
+        assert got.ending == "closed"
+        (closed,) = await rig.journal.wait_for("closed")
+        assert (closed["by"], closed["reason"]) == ("proxy", "internal-error")
+        second = await rig.client()
+        again = await second.get("/events?count=1")  # the proxy still serves
+        assert (again.status, again.ending) == (200, "end")
+        await second.stream.aclose()
+        await rig.journal.wait_for("closed", 2)  # the first handler is long done by now
+        assert "a bug in a fault" in capsys.readouterr().err
