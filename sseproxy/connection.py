@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Garbled", "Outcome", "Truncated", "outcome_of"]
 
 Direction = Literal["down", "up"]
+FAREWELL = 0.2
+"""Seconds a stopping proxy gives each connection to end its response cleanly."""
 
 
 class Truncated(trio.BrokenResourceError):
@@ -126,6 +128,9 @@ class Connection:
     def closing_fields(self) -> dict[str, Any]:
         return {}
 
+    async def farewell(self) -> None:
+        """The proxy is stopping: end what is in flight cleanly if the protocol allows."""
+
     async def cleanup(self) -> None:
         """Close what else the connection holds (TCP: the upstream)."""
 
@@ -156,6 +161,9 @@ class Connection:
                 **self.down.summary("down"),
                 **self.up.summary("up"),
             )
+            if final.reason == "shutdown":
+                with trio.CancelScope(shield=True), trio.move_on_after(FAREWELL):
+                    await self.farewell()
             if self.killed == "reset":
                 await abort(self.stream)
             await trio.aclose_forcefully(self.stream)

@@ -11,6 +11,7 @@ and ends only its own connection.
 
 from __future__ import annotations
 
+import contextlib
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,13 @@ class HttpConnection(Connection):
 
     def closing_fields(self) -> dict[str, Any]:
         return {"requests": self.requests}
+
+    async def farewell(self) -> None:
+        """A streaming response gets its terminating chunk, so an EventSource reconnects
+        (to the next proxy run) instead of seeing a broken stream."""
+        if self.conn.our_state is h11.SEND_BODY:
+            with contextlib.suppress(*_BROKEN, h11.LocalProtocolError):
+                await self.stream.send_all(self.conn.send(h11.EndOfMessage()) or b"")
 
     async def serve(self) -> Outcome:
         while True:

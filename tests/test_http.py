@@ -820,3 +820,26 @@ async def test_a_bug_in_one_connection_ends_only_that_connection(
         await second.stream.aclose()
         await rig.journal.wait_for("closed", 2)  # the first handler is long done by now
         assert "a bug in a fault" in capsys.readouterr().err
+
+
+async def test_shutdown_ends_an_open_stream_cleanly(autojump_clock: trio.testing.MockClock) -> None:
+    """On Ctrl-C a stream gets its terminating chunk: the client reconnects, it is not cut."""
+    async with memory_rig() as rig:
+        client_end, proxy_end = trio.testing.memory_stream_pair()
+        proxy_scope = trio.CancelScope()
+
+        async def serve_until_stopped() -> None:
+            with proxy_scope:
+                await rig.mp.proxy.handle(proxy_end, "127.0.0.1:50000")
+
+        async def stop_at_2_5s() -> None:
+            await trio.sleep(2.5)
+            proxy_scope.cancel()
+
+        rig.mp.nursery.start_soon(serve_until_stopped)
+        rig.mp.nursery.start_soon(stop_at_2_5s)
+        client = Client(client_end)
+        await client.send("GET", "/events")
+        got = await client.response()
+        assert (got.status, got.ending, got.ended_at) == (200, "end", 2.5)
+        assert got.body == b"".join(origin.encode_event(n) for n in (1, 2, 3))
