@@ -1,261 +1,53 @@
-"""The control API: change faults while streams are live, list and kill connections, watch.
+"""The control API's endpoints: the `Control` class routes, checks access and answers.
 
-HTTP/1.1 + JSON, served with h11 on trio next to the proxy (`sseproxy run --control
-127.0.0.1:8474`; `sseproxy ctl` is its client). Every change goes through
-`Proxy.set_scenario`, so it applies to open connections too, and leaves a `scenario`
-record in the journal. See docs/control.md for the endpoints.
-
-Security: loopback by default. Any other address needs a token, and then every request
-must carry it (`Authorization: Bearer TOKEN` or `X-Sseproxy-Token: TOKEN`). Without a
-token, requests must name the host as `localhost` or an IP address (a web page cannot
-reach the API through DNS rebinding), and bodies must be JSON (`application/json`) or, for
-the scenario, a PUT, so a browser always asks first (CORS preflight, never granted).
+Every change to faults or the scenario goes through `Proxy.set_scenario` here (so open
+connections get it) and leaves a `scenario` record in the journal. The HTTP framing is in
+`wire.py`, the live journal in `feed.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 import json
 import math
 import re
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from importlib import metadata
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote
 
 import h11
 import trio
 
-from sseproxy.errors import ConfigError, ScenarioError
-from sseproxy.journal import Journal
+from sseproxy.control.feed import JournalFeed
+from sseproxy.control.wire import (
+    ApiError,
+    Handler,
+    Reply,
+    Request,
+    Streamed,
+    _host_allowed,
+    _is_json,
+    _json_object,
+    _read_request,
+    _send_reply,
+    _send_streamed,
+)
+from sseproxy.errors import ScenarioError
 from sseproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sseproxy.metrics import Metrics
 from sseproxy.proxy import Proxy
 from sseproxy.scenario import FaultSpec, Scenario, _Reader, parse_scenario
 
-__all__ = [
-    "DEFAULT_PORT",
-    "HEARTBEAT",
-    "JournalFeed",
-    "check_control_address",
-    "control_url",
-    "is_loopback",
-    "merge_patch",
-    "serve_control",
-]
+__all__ = ["ENDPOINTS", "HEARTBEAT", "Control", "fault_json", "merge_patch"]
 
-DEFAULT_PORT: Final = 8474
 HEARTBEAT: Final = 15.0
 """Seconds of silence after which `/journal` sends a comment (keeps idle timeouts away)."""
-MAX_BODY: Final = 1024 * 1024
 KILL_WAIT: Final = 5.0
 """How long a kill waits for the connections' `closed` records before answering."""
-_RECEIVE: Final = 64 * 1024
-_JSON: Final = "application/json"
 _GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
-
-Record = dict[str, Any]
-
-
-# -- who may bind where -------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """'127.0.0.1', '::1', '127.x.y.z', '::ffff:127.0.0.1' and 'localhost' are loopback;
-    everything else (0.0.0.0, a LAN address, a host name) is not."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-def check_control_address(host: str, token: str | None) -> None:
-    """ConfigError unless the control API may listen on `host` with this token."""
-    if token is not None and not token.strip():
-        raise ConfigError("--control-token is empty; give a secret, e.g. $(openssl rand -hex 16)")
-    if not token and not is_loopback(host):
-        raise ConfigError(
-            f"the control API on {host} would let anyone who reaches it change faults and "
-            "close connections; give --control-token TOKEN (or $SSEPROXY_CONTROL_TOKEN), "
-            "or listen on 127.0.0.1"
-        )
-
-
-def control_url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
-# -- the journal, live --------------------------------------------------------------------
-
-
-def _nothing() -> None:
-    """What to call to unsubscribe when not subscribed."""
-
-
-class _Follower:
-    """One `/journal` reader: records queue up here until its task sends them."""
-
-    def __init__(self, limit: int, kinds: frozenset[str]) -> None:
-        self.queue: deque[tuple[int, Record]] = deque()
-        self.limit = limit
-        self.kinds = kinds
-        self.lagged = False
-        self._wake = trio.Event()
-
-    def push(self, seq: int, record: Record) -> None:
-        if self.kinds and record.get("kind") not in self.kinds:
-            return
-        if len(self.queue) >= self.limit:
-            self.lagged = True  # too slow: its stream ends, it resumes with Last-Event-ID
-        else:
-            self.queue.append((seq, record))
-        self._wake.set()
-
-    async def next_batch(self, timeout: float) -> list[tuple[int, Record]]:
-        """What arrived (waiting up to `timeout` for something; empty when nothing did)."""
-        with trio.move_on_after(timeout):
-            while not self.queue and not self.lagged:
-                await self._wake.wait()
-                self._wake = trio.Event()
-        batch = list(self.queue)
-        self.queue.clear()
-        return batch
-
-
-class JournalFeed:
-    """A journal subscriber that numbers records (1, 2, ...: the SSE ids of `/journal`),
-    keeps the last `backlog` of them for readers that resume, and wakes readers."""
-
-    def __init__(self, backlog: int = 10_000, follower_limit: int = 10_000) -> None:
-        self.seq = 0
-        self.recent: deque[tuple[int, Record]] = deque(maxlen=backlog)
-        self.followers: set[_Follower] = set()
-        self.follower_limit = follower_limit
-        self.changed = trio.Event()
-        """Set (and replaced) at every record: `await feed.changed.wait()` for the next."""
-        self._unsubscribe: Callable[[], None] = _nothing
-
-    def attach(self, journal: Journal) -> JournalFeed:
-        self.detach()
-        self._unsubscribe = journal.subscribe(self.observe)
-        return self
-
-    def detach(self) -> None:
-        self._unsubscribe()
-        self._unsubscribe = _nothing
-
-    def observe(self, record: Record) -> None:
-        self.seq += 1
-        self.recent.append((self.seq, record))
-        for follower in self.followers:
-            follower.push(self.seq, record)
-        self.changed.set()
-        self.changed = trio.Event()
-
-    def follow(self, after: int | None, kinds: Iterable[str] = ()) -> tuple[_Follower, int]:
-        """A new reader, given the records after `after` still kept; also returns how many
-        records after `after` are no longer kept (lost to it)."""
-        follower = _Follower(self.follower_limit, frozenset(kinds))
-        lost = 0
-        if after is not None and after < self.seq:
-            oldest = self.recent[0][0] if self.recent else self.seq + 1
-            lost = max(0, oldest - after - 1)
-            for seq, record in self.recent:
-                if seq > after:
-                    follower.push(seq, record)
-        self.followers.add(follower)
-        return follower, lost
-
-    def unfollow(self, follower: _Follower) -> None:
-        self.followers.discard(follower)
-
-
-# -- HTTP plumbing ------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """A refused request: its status and a one-line message (sent as {"error": ...})."""
-
-    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = " ".join(message.split("\n"))
-        self.headers = list(headers)
-
-
-@dataclass
-class Request:
-    method: str
-    target: str
-    path: list[str]
-    """Decoded path segments: '/faults/slow%20one' -> ['faults', 'slow one']."""
-    query: dict[str, str]
-    headers: dict[str, str]
-    """Lower-case names, latin-1 values."""
-    raw_headers: dict[bytes, bytes]
-    body: bytes = b""
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def json(cls, value: Any, status: int = 200, **kwargs: Any) -> Reply:
-        return cls(status, (json.dumps(value, indent=2) + "\n").encode(), **kwargs)
-
-
-@dataclass
-class Streamed:
-    """A reply that streams (the journal): `run` sends the body until it returns."""
-
-    run: Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]]
-    content_type: str = "text/event-stream"
-
-
-Handler = Callable[[Request], Awaitable[Reply | Streamed]]
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _is_json(request: Request) -> bool:
-    media = _media_type(request)
-    return media == _JSON or media.endswith("+json")
-
-
-def _json_body(request: Request) -> Any:
-    if not _is_json(request):
-        raise ApiError(415, "send the body as JSON, with Content-Type: application/json")
-    try:
-        return json.loads(request.body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError(400, "the body is not UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise ApiError(400, f"the body is not valid JSON: {error}") from None
-
-
-def _json_object(request: Request, example: str) -> dict[str, Any]:
-    value = _json_body(request)
-    if not isinstance(value, dict):
-        raise ApiError(400, f"expected a JSON object, e.g. {example}")
-    return value
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -277,27 +69,6 @@ def fault_json(spec: FaultSpec) -> dict[str, Any]:
     rest = {key: value for key, value in table.items() if key not in ("type", "name")}
     return {"type": spec.type, "name": spec.name, **rest}
 
-
-def _host_allowed(host_header: str) -> bool:
-    """Without a token: `localhost` or an IP address only (no DNS rebinding)."""
-    if not host_header:
-        return True
-    host = host_header.strip()
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.split(":")[0]
-    host = host.lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-# -- the API ------------------------------------------------------------------------------
 
 ENDPOINTS: Final = (
     "GET /status",
@@ -658,106 +429,6 @@ class Control:
             await trio.aclose_forcefully(stream)
 
 
-async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> h11.Event | type:
-    while True:
-        event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        conn.receive_data(bytes(await stream.receive_some(_RECEIVE)))
-
-
-async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Request | Reply | None:
-    """The next request with its body; None when the client is done; a Reply to send
-    and close with when the request is refused before it is read (too large)."""
-    event = await _next_event(conn, stream)
-    if not isinstance(event, h11.Request):
-        return None
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
-    raw_headers = dict(event.headers)
-    if conn.they_are_waiting_for_100_continue:
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
-            return Reply.json({"error": f"the body is larger than {MAX_BODY} bytes"}, 413)
-        await stream.send_all(
-            conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
-        )
-    chunks: list[bytes] = []
-    total = 0
-    while isinstance(body := await _next_event(conn, stream), h11.Data):
-        total += len(body.data)
-        if total > MAX_BODY:
-            return Reply.json({"error": f"the body is larger than {MAX_BODY} bytes"}, 413)
-        chunks.append(bytes(body.data))
-    if not isinstance(body, h11.EndOfMessage):
-        return None
-    target = event.target.decode("latin-1")
-    parts = urlsplit(target)
-    return Request(
-        method=event.method.decode("latin-1").upper(),
-        target=target,
-        path=[unquote(segment) for segment in parts.path.split("/") if segment],
-        query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-        headers=headers,
-        raw_headers=raw_headers,
-        body=b"".join(chunks),
-    )
-
-
-def _response(reply: Reply | Streamed, status: int, close: bool) -> h11.Response:
-    headers = [("Content-Type", reply.content_type), ("Cache-Control", "no-store")]
-    if isinstance(reply, Reply):
-        headers += [*reply.headers, ("Content-Length", str(len(reply.body)))]
-    else:
-        headers += [("X-Accel-Buffering", "no")]
-    if close:
-        headers.append(("Connection", "close"))
-    return h11.Response(status_code=status, headers=headers)
-
-
-async def _send_reply(
-    conn: h11.Connection,
-    stream: trio.abc.Stream,
-    reply: Reply,
-    *,
-    close: bool = False,
-    head: bool = False,
-) -> None:
-    data = conn.send(_response(reply, reply.status, close)) or b""
-    if reply.body and not head:
-        data += conn.send(h11.Data(data=reply.body)) or b""
-    data += conn.send(h11.EndOfMessage()) or b""
-    await stream.send_all(data)
-
-
-async def _send_streamed(conn: h11.Connection, stream: trio.abc.Stream, reply: Streamed) -> None:
-    """Send a streaming reply until it ends, or the client goes away."""
-    await stream.send_all(conn.send(_response(reply, 200, close=True)) or b"")
-
-    async def send(data: bytes) -> None:
-        await stream.send_all(conn.send(h11.Data(data=data)) or b"")
-
-    async def watch(scope: trio.CancelScope) -> None:
-        try:  # the client sends nothing more; EOF or an error means it left
-            while await stream.receive_some(_RECEIVE):
-                pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        scope.cancel()
-
-    async def pump(scope: trio.CancelScope) -> None:
-        try:
-            await reply.run(send)
-            await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            scope.cancel()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch, nursery.cancel_scope)
-        nursery.start_soon(pump, nursery.cancel_scope)
-
-
 def _number_of(info: dict[str, Any]) -> float:
     conn_id = str(info.get("id", ""))
     return int(conn_id[1:]) if conn_id[1:].isdigit() else math.inf
@@ -772,30 +443,3 @@ def _version() -> str:
         return metadata.version("sseproxy")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-async def serve_control(
-    proxy: Proxy,
-    listener: trio.SocketListener,
-    *,
-    token: str | None = None,
-    heartbeat: float = HEARTBEAT,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve the control API for `proxy` on `listener` until cancelled.
-
-    Refuses (ConfigError) a non-loopback listener without a token. Switches the proxy to
-    live faults (`ProxySettings.live`) for connections that start from now on; `sseproxy
-    run --control` builds the proxy live from the start, so every connection is.
-    """
-    host = listener.socket.getsockname()[0]
-    check_control_address(host, token)
-    if not proxy.settings.live:
-        proxy.settings = replace(proxy.settings, live=True)
-    control = Control(proxy, token=token, heartbeat=heartbeat)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(trio.serve_listeners, control.handle, [listener]))
-            task_status.started()
-    finally:
-        control.close()

@@ -1,0 +1,63 @@
+"""`sseproxy ctl`: drive a running proxy's control API (`sseproxy run --control ...`).
+
+The client is the standard library's `http.client`, so `ctl` needs nothing beyond
+sseproxy's own dependencies. Output is for people unless `--json` is given. Exit status:
+0 done, 1 the proxy refused the change (unknown fault, name taken, invalid value...),
+2 a usage or connection problem (no proxy there, wrong token). Errors are one line.
+"""
+
+from __future__ import annotations
+
+import click
+
+from sseproxy.ctl.client import DEFAULT_URL, ControlClient
+from sseproxy.ctl.connections import connections, kill
+from sseproxy.ctl.faults import faults
+from sseproxy.ctl.scenario import scenario
+from sseproxy.ctl.values import parse_assignment
+from sseproxy.ctl.values import parse_value as parse_value
+from sseproxy.ctl.watch import journal, metrics, status
+
+__all__ = ["DEFAULT_URL", "ControlClient", "ctl", "parse_assignment"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--control",
+    "url",
+    envvar="SSEPROXY_CONTROL",
+    default=DEFAULT_URL,
+    show_default=True,
+    metavar="URL",
+    help="The control API (`sseproxy run --control HOST:PORT`); also $SSEPROXY_CONTROL.",
+)
+@click.option(
+    "--token",
+    envvar="SSEPROXY_CONTROL_TOKEN",
+    metavar="TOKEN",
+    help="The proxy's --control-token; also $SSEPROXY_CONTROL_TOKEN.",
+)
+@click.pass_context
+def ctl(ctx: click.Context, url: str, token: str | None) -> None:
+    """Change a running proxy's faults, list and kill its connections.
+
+    The proxy must run with a control API: `sseproxy run --control 127.0.0.1:8474`.
+    Exit status: 0 done, 1 refused by the proxy, 2 usage or connection problem.
+
+    \b
+    Examples:
+      sseproxy ctl status
+      sseproxy ctl faults add --type latency --set delay=200ms
+      sseproxy ctl kill --all --reset
+      sseproxy ctl --control http://10.0.0.5:8474 --token "$TOKEN" connections
+    """
+    ctx.obj = ControlClient(url, token)
+
+
+ctl.add_command(status)
+ctl.add_command(faults)
+ctl.add_command(connections)
+ctl.add_command(kill)
+ctl.add_command(scenario)
+ctl.add_command(metrics)
+ctl.add_command(journal)
