@@ -100,3 +100,11 @@ async def test_reconnect_storm_resets_streams_open_at_60s(autojump_clock: object
         await trio.sleep(1)  # the window is [60 s, 61 s)
         later = await mp.client().get("/events", limit=len(origin.encode_event(1)) * 3)
         assert later.ending == ""  # opened after the window: untouched
+
+
+async def test_haproxy_default_delivers_every_chunk_200ms_late(autojump_clock: object) -> None:
+    settings = origin.OriginSettings(interval=1, heartbeat=0, count=3)
+    async with memory_proxy(preset("haproxy-default"), settings) as mp:
+        got = await mp.client().get("/events")
+        assert [at for at, _ in got.chunks] == [0.2, 1.2, 2.2]
+        assert got.body == b"".join(origin.encode_event(n) for n in (1, 2, 3))
