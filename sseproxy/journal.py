@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import trio
 
 from sseproxy.sse import Event, Framer
 
-__all__ = ["Journal", "Tally"]
+__all__ = ["Journal", "JournalReader", "Tally"]
 
 Record = dict[str, Any]
 
@@ -86,6 +86,25 @@ class Journal:
 
 
 EventHook = Callable[[Event, int], None]
+
+
+class JournalReader:
+    """Follows one journal at a time: `attach` subscribes `observe`, `detach` stops."""
+
+    _stop: Callable[[], None] | None = None
+
+    def observe(self, record: Record) -> None:
+        raise NotImplementedError
+
+    def attach(self, journal: Journal) -> Self:
+        self.detach()
+        self._stop = journal.subscribe(self.observe)
+        return self
+
+    def detach(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
 
 
 @dataclass

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
-from sseproxy.journal import Journal
+from sseproxy.journal import JournalReader
 
 if TYPE_CHECKING:
     from sseproxy.connection import Connection
@@ -33,11 +33,7 @@ Record = dict[str, Any]
 Labels = tuple[tuple[str, str], ...]
 
 
-def _nothing() -> None:
-    """What to call to unsubscribe when not subscribed."""
-
-
-class Metrics:
+class Metrics(JournalReader):
     """Counters fed by journal records; `render` writes them in the text format."""
 
     def __init__(self) -> None:
@@ -51,17 +47,6 @@ class Metrics:
         self.durations = [0] * len(DURATION_BUCKETS)
         self.duration_sum = 0.0
         self.records = 0
-        self._unsubscribe: Callable[[], None] = _nothing
-
-    def attach(self, journal: Journal) -> Metrics:
-        """Count `journal`'s records from now on (one journal at a time)."""
-        self.detach()
-        self._unsubscribe = journal.subscribe(self.observe)
-        return self
-
-    def detach(self) -> None:
-        self._unsubscribe()
-        self._unsubscribe = _nothing
 
     def observe(self, record: Record) -> None:
         """The journal subscriber: count one record (never raises on odd values)."""

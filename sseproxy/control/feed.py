@@ -8,20 +8,16 @@ subscribes to the proxy's `Journal`, keeps a backlog for readers that resume wit
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import trio
 
-from sseproxy.journal import Journal
+from sseproxy.journal import JournalReader
 
 __all__ = ["JournalFeed", "Record"]
 
 Record = dict[str, Any]
-
-
-def _nothing() -> None:
-    """What to call to unsubscribe when not subscribed."""
 
 
 class _Follower:
@@ -54,7 +50,7 @@ class _Follower:
         return batch
 
 
-class JournalFeed:
+class JournalFeed(JournalReader):
     """A journal subscriber that numbers records (1, 2, ...: the SSE ids of `/journal`),
     keeps the last `backlog` of them for readers that resume, and wakes readers."""
 
@@ -65,16 +61,6 @@ class JournalFeed:
         self.follower_limit = follower_limit
         self.changed = trio.Event()
         """Set (and replaced) at every record: `await feed.changed.wait()` for the next."""
-        self._unsubscribe: Callable[[], None] = _nothing
-
-    def attach(self, journal: Journal) -> JournalFeed:
-        self.detach()
-        self._unsubscribe = journal.subscribe(self.observe)
-        return self
-
-    def detach(self) -> None:
-        self._unsubscribe()
-        self._unsubscribe = _nothing
 
     def observe(self, record: Record) -> None:
         self.seq += 1
