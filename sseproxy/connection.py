@@ -92,7 +92,10 @@ class Connection:
         self.id = conn_id
         self.client_address = client
         self.opened = trio.current_time()
-        self.down = Tally(on_event=self._event if proxy.settings.journal_events else None)
+        self.down = Tally(
+            on_event=self._event if proxy.settings.journal_events else None,
+            on_note=lambda detail: self.write("note", direction="down", detail=detail),
+        )
         self.up = Tally()
         self.number = 0
         """The current exchange's number (what the plan draws faults with)."""

@@ -118,6 +118,9 @@ class Tally:
 
     framer: Framer | None = None
     on_event: EventHook | None = None
+    on_note: Callable[[str], None] | None = None
+    """Told once when an event outgrows the framer's bound and is counted no more."""
+    noted_overflow: bool = False
     octets: int = 0
     events: int = 0
     first_id: str | None = None
@@ -156,6 +159,10 @@ class Tally:
                     self.on_event(block.event, len(block.raw))
             if block.last_event_id != (self.last_id or ""):
                 self.last_id = block.last_event_id
+        if self.framer.overflows and not self.noted_overflow:
+            self.noted_overflow = True
+            if self.on_note is not None:
+                self.on_note("an event outgrew the framing bound: relayed unparsed, not counted")
 
     def summary(self, prefix: str) -> dict[str, Any]:
         fields: dict[str, Any] = {f"bytes_{prefix}": self.octets}

@@ -44,6 +44,15 @@ class Plan:
         self.counts = [0] * len(self.scenario.faults)
         self.picked = [0] * len(self.scenario.faults)
 
+    def carry_counts(self, old: Plan) -> None:
+        """Keep `every`/`first` counting for faults that a live change left as they were
+        (same name, same spec): a changed or new fault starts counting afresh."""
+        before = {spec.name: i for i, spec in enumerate(old.scenario.faults)}
+        for index, spec in enumerate(self.scenario.faults):
+            i = before.get(spec.name)
+            if i is not None and old.scenario.faults[i] == spec:
+                self.counts[index], self.picked[index] = old.counts[i], old.picked[i]
+
     def unlisten_window(self, now: float) -> tuple[float, float] | None:
         """The next span (trio time) during which the proxy must not listen, if any."""
         spans = [

@@ -120,7 +120,9 @@ class Proxy:
         ones added (needs `ProxySettings.live`, else only new connections see it)."""
         old = {spec.name: spec for spec in self.plan.scenario.faults}
         new = {spec.name: spec for spec in scenario.faults}
-        self.plan = Plan(scenario, self.seed, self.plan.started)
+        plan = Plan(scenario, self.seed, self.plan.started)
+        plan.carry_counts(self.plan)
+        self.plan = plan
         self.journal.scenario = scenario.name
         self.plan_changed.set()
         self.plan_changed = trio.Event()

@@ -22,7 +22,12 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-__all__ = ["Block", "Event", "Framer"]
+__all__ = ["MAX_EVENT_SIZE", "Block", "Event", "Framer"]
+
+MAX_EVENT_SIZE = 1024 * 1024
+"""Default bound on an incomplete block held for parsing; past it the block is relayed
+unparsed (see `Framer`), so one upstream that never sends a blank line cannot take the
+proxy's memory."""
 
 _BOM = b"\xef\xbb\xbf"
 _CR = 0x0D
@@ -62,6 +67,10 @@ class Block:
     comments: tuple[str, ...]
     """Comment lines, decoded, with only the leading ':' removed: ": ping" gives " ping".
     The spec ignores comments; we keep the text verbatim so logs show what was sent."""
+    partial: bool = False
+    """Raw bytes of a block that outgrew the framer's bound: passed on unparsed, never
+    dispatched (`event` is None). The block's remaining bytes, through its blank line,
+    follow as partial blocks too; framing resumes after it."""
 
 
 class Framer:
@@ -70,6 +79,12 @@ class Framer:
     Only the bytes of the incomplete block are buffered, and a line ending is searched for
     only in bytes not yet scanned, so a 64 KiB event arriving in many small chunks costs
     linear time rather than re-scanning its growing line on every chunk.
+
+    `max_pending` bounds that buffer (None: no bound, exactly the spec). A block that
+    grows past it is given up: its bytes so far, and then every byte up to and including
+    its blank line, come out at once as `partial` blocks, and the event is not dispatched
+    (the spec would dispatch it; a proxy cannot hold unbounded memory for one). Counting
+    `overflows` lets the caller note it.
     """
 
     __slots__ = (
@@ -80,20 +95,29 @@ class Framer:
         "_data",
         "_id_buffer",
         "_last_event_id",
+        "_line_empty",
         "_line_start",
+        "_max_pending",
         "_retry",
         "_scanned",
         "_skip_lf",
+        "_skipping",
         "_type",
+        "overflows",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int | None = MAX_EVENT_SIZE) -> None:
         self._buf = bytearray()  # raw bytes of the incomplete block
         self._line_start = 0  # offset in _buf where the incomplete line begins
         self._scanned = 0  # _buf[_line_start:_scanned] is known to hold no CR or LF
         self._skip_lf = False  # the last line ended with a CR that was the last byte seen
         self._at_start = True  # no line completed yet: the next one may begin with a BOM
         self._closed = False
+        self._max_pending = max_pending
+        self._line_empty = True  # while skipping: the current line has no byte yet
+        self._skipping = False  # inside a block that outgrew max_pending: pass its bytes on
+        self.overflows = 0
+        """How many blocks outgrew `max_pending` and were relayed unparsed."""
         # The spec's per-stream buffers, plus what this block reports besides the event.
         self._data: list[str] = []  # data values; "\n".join == data buffer minus final LF
         self._type = ""
@@ -122,6 +146,15 @@ class Framer:
             raise RuntimeError("Framer.feed() after close(): use one Framer per response body")
         if not data:
             return []
+        blocks: list[Block] = []
+        if self._skipping:
+            end = self._skip(data)
+            if end < 0:
+                return [self._partial(data)]
+            blocks.append(self._partial(data[:end]))
+            data = data[end:]
+            if not data:
+                return blocks
         buf = self._buf
         buf += data
         line_start = self._line_start
@@ -133,7 +166,6 @@ class Framer:
                 line_start += 1
         pos = max(self._scanned, line_start)
         block_start = 0
-        blocks: list[Block] = []
         # The next CR and LF at or after pos (-1: none in the buffer). Each is searched for
         # again only once pos has passed it, so no byte is scanned twice for the same kind.
         cr = buf.find(b"\r", pos)
@@ -163,7 +195,57 @@ class Framer:
         del buf[:block_start]
         self._line_start = line_start - block_start
         self._scanned = len(buf)
+        if self._max_pending is not None and len(buf) > self._max_pending:
+            blocks.append(self._give_up())
         return blocks
+
+    def _partial(self, raw: bytes) -> Block:
+        return Block(raw, None, self._last_event_id, None, (), partial=True)
+
+    def _give_up(self) -> Block:
+        """The incomplete block outgrew the bound: hand its bytes on and skip the rest of it."""
+        at_line_start = self._line_start == len(self._buf)
+        block = self._partial(bytes(self._buf))
+        self._buf.clear()
+        self._line_start = self._scanned = 0
+        self._data.clear()
+        self._comments.clear()
+        self._type = ""
+        self._retry = None
+        self._skipping = True
+        self._line_empty = at_line_start
+        self.overflows += 1
+        return block
+
+    def _skip(self, data: bytes) -> int:
+        """Inside a given-up block: the offset just past its blank line, or -1 if not in
+        `data` (then the state is kept for the next chunk)."""
+        i, n = 0, len(data)
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[0] == _LF:
+                i = 1
+        empty = self._line_empty
+        while i < n:
+            cr, lf = data.find(b"\r", i), data.find(b"\n", i)
+            if cr < 0 and lf < 0:
+                self._line_empty = False
+                return -1
+            eol = lf if cr < 0 or 0 <= lf < cr else cr
+            if eol > i:
+                empty = False
+            if data[eol] == _CR and eol + 1 < n and data[eol + 1] == _LF:
+                nxt = eol + 2
+            else:
+                nxt = eol + 1
+                self._skip_lf = data[eol] == _CR and nxt == n
+            if empty:  # a line end at the start of a line: the blank line ending the block
+                self._skipping = False
+                self._at_start = False
+                return nxt
+            empty, i = True, nxt
+        self._line_empty = empty
+        return -1
 
     def close(self) -> bytes:
         """End of stream: return the raw bytes of the incomplete trailing block (maybe b"").

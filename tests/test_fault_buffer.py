@@ -12,7 +12,8 @@ import trio.testing
 
 from sseproxy import origin
 from sseproxy.errors import ScenarioError
-from sseproxy.faults.base import Deliver, End, Piece, ResponseHead, Wake
+from sseproxy.faults import buffer as buffer_module
+from sseproxy.faults.base import Deliver, End, Note, Piece, ResponseHead, Wake
 from sseproxy.faults.buffer import Buffer
 from sseproxy.link import CHUNK, MAX_IN_FLIGHT
 from sseproxy.params import ParamError
@@ -211,7 +212,9 @@ async def test_removing_it_after_the_buffer_is_too_late(autojump_clock: object) 
         assert [at for at, _ in got.chunks] == [0.0, 1.0, 2.0]  # the buffer saw `no`
 
 
-async def test_what_it_holds_pushes_back_on_the_upstream(autojump_clock: object) -> None:
+async def test_holding_until_the_end_reads_on_past_the_stage_default(
+    autojump_clock: object,
+) -> None:
     settings = origin.OriginSettings(interval=0, size=64 * 1024, heartbeat=0, count=160)
     read: list[int] = []
 
@@ -244,8 +247,25 @@ async def test_what_it_holds_pushes_back_on_the_upstream(autojump_clock: object)
         client = mp.client()
         await client.send("GET", "/events")
         await trio.sleep(60)
-        # 10 MiB were offered; the proxy should stop reading near MAX_IN_FLIGHT (4 MiB)
-        assert sum(read) <= MAX_IN_FLIGHT + CHUNK
+        # 10 MiB were offered: a buffer holding until the end must read on past the
+        # 4 MiB a stage may otherwise hold, or the end it waits for never comes
+        assert sum(read) > 10 * 1024 * 1024 > MAX_IN_FLIGHT + CHUNK
+
+
+def test_past_the_hold_limit_it_lets_the_stream_through(monkeypatch: Any) -> None:
+    monkeypatch.setattr(buffer_module, "HOLD_LIMIT", 100)
+    fault = make(until="close", respect_accel=False)
+    assert fault.in_flight_limit() == buffer_module.HOLD_LIMIT
+    first, second, third = Piece(b"a" * 60), Piece(b"b" * 60), Piece(b"c")
+    assert fault.on_piece(first, 1.0) == []
+    assert fault.on_piece(second, 2.0) == [
+        Note("held 100B: passing the stream through"),
+        Deliver(first, 2.0),
+        Deliver(second, 2.0),
+        Wake(None),
+    ]
+    assert fault.holding() == 0
+    assert fault.on_piece(third, 3.0) == [Deliver(third, 3.0)]
 
 
 def test_hold_head_keeps_the_head_until_the_first_release() -> None:

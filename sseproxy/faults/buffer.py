@@ -5,6 +5,8 @@ upstream sends `X-Accel-Buffering: no`; compression middleware holds 32 KiB bloc
 corporate gateways hold `text/event-stream` until the stream ends (`until = "close"`), or
 deliver each event only when the next arrives (`mode = "one-behind"`). Nothing is lost:
 what is held is delivered, in order, when the buffer fills, `flush` passes, or it ends.
+A buffer that holds until the end keeps at most 64 MiB (`HOLD_LIMIT`); past it, it
+releases what it holds and passes the rest through, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from sseproxy.faults import register
-from sseproxy.faults.base import Action, Deliver, End, Fault, Piece, Wake
+from sseproxy.faults.base import Action, Deliver, End, Fault, Note, Piece, Wake
 from sseproxy.params import Param, ParamError
+from sseproxy.units import format_size
+
+HOLD_LIMIT = 64 * 1024 * 1024
+"""Most a buffer holding until the end (or one event behind) keeps; past it, it gives up
+and lets the stream through, as scanning gateways do past their maximum scan size."""
 
 
 @register
@@ -99,6 +106,10 @@ class Buffer(Fault):
             return [Deliver(piece, now)]
         if self.bypass:
             return [Deliver(piece, now)]
+        if self.held_bytes + len(piece.data) > HOLD_LIMIT:  # until close, or comments only
+            self.bypass = True
+            note = Note(f"held {format_size(HOLD_LIMIT)}: passing the stream through")
+            return [note, *self._release(now), Deliver(piece, now), Wake(None)]
         if self.mode == "one-behind":
             if piece.event is None and piece.framed:  # comments and id-only blocks wait too
                 self.held.append(piece)
@@ -114,6 +125,10 @@ class Buffer(Fault):
         if self.flush is not None and first:
             return [Wake(now + self.flush)]
         return []
+
+    def in_flight_limit(self) -> int | None:
+        """Holding until the end must not stop the reading that brings the end."""
+        return HOLD_LIMIT if self.until == "close" or self.mode == "one-behind" else None
 
     def holding(self) -> int:
         """What is held pushes back on the sender, as a full proxy buffer stops reading."""
