@@ -157,6 +157,8 @@ class Chain:
         self.output: deque[tuple[float, _Item, int]] = deque()
         """Items for the sink: (due, item, charged stage)."""
         self.output_last = -math.inf
+        self.output_closed = False
+        """A stop is queued for the sink: nothing may follow it."""
         self.source_queued = 0
         self.holders: list[FaultSlot] = []
         self.clock = now
@@ -316,12 +318,15 @@ class Chain:
         now = self.clock
         size = len(item.data) if isinstance(item, Piece) else 0
         if index == len(self.slots):
+            if self.output_closed:
+                return  # nothing follows the stop
             at = max(at, self.output_last)
             self.output_last = at
             self.output.append((at, item, charge))
             self._charge(charge, size)
             if isinstance(item, Stop):
                 self.source_open = False
+                self.output_closed = True
             return
         slot = self.slots[index]
         at = max(at, slot.last_due)
@@ -464,20 +469,32 @@ class Chain:
                 if slot.source_end is not None and kind == "end" and not action.detail:
                     self._pass_stop(index, slot.source_end, now)  # the source's own end
                     return
-                self._fire(slot.name, kind, action.detail)
+                urgent = timed and kind != "end"
                 stop = Stop(kind, slot.name, action.detail, status=action.status)
-                if timed and kind != "end":
+                if not self._can_reach_sink(index, urgent):
+                    slot.done = True  # the stream is over further down: nothing to journal
+                elif urgent:
+                    self._fire(slot.name, kind, action.detail)
                     self._cut(index, stop, now)
                 else:
+                    self._fire(slot.name, kind, action.detail)
                     self._pass_stop(index, stop, now)
                 return
+
+    def _can_reach_sink(self, index: int, urgent: bool) -> bool:
+        """Would a stop decided at stage `index` still happen? Not once the final stop was
+        handed over or a timer's stop is on its way; an ordered one not behind a later
+        stage that already stopped (a timer's stop overtakes such an ordered stop)."""
+        if self.finished or self.urgent:
+            return False
+        if urgent:
+            return True
+        return not self.output_closed and not any(slot.done for slot in self.slots[index + 1 :])
 
     def _cut(self, index: int, stop: Stop, now: float) -> None:
         """A timer's close or reset: it overtakes everything downstream of stage `index`.
         Later faults may still let something out (`on_abort`, e.g. a held response head);
         the rest of what they hold and what the sink has not taken is dropped."""
-        if self.finished:
-            return
         self.slots[index].done = True
         self.source_open = False
         for _, item, charged in self.output:
@@ -493,7 +510,7 @@ class Chain:
             later.done = True
         self.output.append((now, stop, _SOURCE))
         self.output_last = now
-        self.urgent = True
+        self.output_closed = self.urgent = True
 
     def _fire(self, name: str, action: str, detail: str) -> None:
         if self.fired is not None:
