@@ -187,13 +187,13 @@ def run(
         with _journal_stream(journal_path) as stream:
             trio.run(
                 partial(_run, control=control, control_token=control_token),
+                stream,
                 host,
                 port,
                 settings,
                 upstream is None,
                 scenario,
                 seed,
-                stream,
                 out,
             )
 
@@ -219,14 +219,21 @@ def _journal_stream(path: str | None) -> Iterator[TextIO | None]:
             yield stream
 
 
-async def _run(
+async def _run(journal_stream: TextIO | None, *args: Any, **kwargs: Any) -> None:
+    """`_proxy` with its journal, which writes every line left before the proxy exits
+    (outside the signal receiver: a second Ctrl-C cuts short a journal that is stuck)."""
+    async with Journal(journal_stream) as journal:
+        await _proxy(journal, *args, **kwargs)
+
+
+async def _proxy(
+    journal: Journal,
     host: str,
     port: int,
     settings: ProxySettings,
     builtin: bool,
     scenario: Scenario,
     seed: int | None,
-    journal_stream: TextIO | None,
     out: TextIO,
     *,
     control: tuple[str, int] | None = None,
@@ -246,7 +253,6 @@ async def _run(
                 origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, demo)
                 settings = replace(settings, upstream=Upstream("127.0.0.1", origin_port))
             bound = listener.socket.getsockname()[1]
-            journal = Journal(journal_stream)
             proxy = Proxy(settings, scenario, journal, seed=seed)
             upstream, mode = settings.upstream, settings.mode
             journal.write(
