@@ -28,7 +28,7 @@ from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.report_cli import report_command
 from sseproxy.scenario import Scenario, load_scenario, preset_names
-from sseproxy.server import listen, parse_hostport, serve_proxy
+from sseproxy.server import default_max_connections, listen, parse_hostport, serve_proxy
 from sseproxy.units import parse_duration
 
 __all__ = ["main"]
@@ -125,6 +125,15 @@ def _duration_option(value: str) -> float:
     help="Give up connecting to the upstream after this long (then 504).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Serve at most N client connections at once; past it answer 503 (TCP: close) "
+    "without contacting the upstream, journaled as proxy-overloaded. Default: what the "
+    "open-file limit (ulimit -n) allows with room to spare: (limit - 64) / 2, a client and "
+    "an upstream descriptor each (/ 3 with the built-in server).",
+)
+@click.option(
     "--control",
     "control_at",
     metavar="HOST:PORT",
@@ -149,6 +158,7 @@ def run(
     journal_events: bool,
     session_keys: tuple[str, ...],
     connect_timeout: str,
+    max_connections: int | None,
     control_at: str | None,
     control_token: str | None,
 ) -> None:
@@ -182,6 +192,7 @@ def run(
             session_keys=session_keys,
             journal_events=journal_events,
             live=control is not None,
+            max_connections=max_connections or default_max_connections(2 + (upstream is None)),
         )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
@@ -256,7 +267,12 @@ async def _proxy(
             proxy = Proxy(settings, scenario, journal, seed=seed)
             upstream, mode = settings.upstream, settings.mode
             journal.write(
-                "started", "-", listen=f"{host}:{bound}", upstream=str(upstream), mode=mode
+                "started",
+                "-",
+                listen=f"{host}:{bound}",
+                upstream=str(upstream),
+                mode=mode,
+                max_connections=settings.max_connections,
             )
             if control is not None and control_listener is not None:
                 serve = partial(serve_control, proxy, control_listener, token=control_token)

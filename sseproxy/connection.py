@@ -16,7 +16,7 @@ from sseproxy.journal import Tally
 from sseproxy.link import HeadError, Link, LinkResult
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Event
-from sseproxy.transport import abort, failure_reason
+from sseproxy.transport import UpstreamError, abort, failure_reason
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -53,6 +53,9 @@ def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
     if result.origin is not None:
         return Outcome("proxy", result.origin, result.detail, keep_alive=result.kind == "end")
     if isinstance(result.error, HeadError):
+        cause = result.error.__cause__
+        if isinstance(cause, UpstreamError) and cause.by == "proxy":
+            return Outcome("proxy", cause.reason, str(cause))  # out of descriptors: ours
         return Outcome(source, result.error.reason, str(result.error))
     if result.error is not None:
         return Outcome(source, reason_of(result.error, source), str(result.error))

@@ -14,7 +14,24 @@ import trio
 from sseproxy.errors import ConfigError
 from sseproxy.proxy import Proxy
 
-__all__ = ["listen", "parse_hostport", "serve_proxy"]
+__all__ = ["default_max_connections", "listen", "parse_hostport", "serve_proxy"]
+
+SPARE_DESCRIPTORS = 64
+"""Descriptors kept free beyond the connections: listeners, the journal, the control API,
+connections being turned away, Python's own."""
+
+
+def default_max_connections(per_connection: int = 2) -> int:
+    """The connection cap the open-file limit allows, `per_connection` descriptors each
+    (client and upstream; 3 when the built-in server runs in the same process)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return 10_000
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(1, (soft - SPARE_DESCRIPTORS) // per_connection)
 
 
 def parse_hostport(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:
