@@ -242,3 +242,12 @@ async def test_a_refuse_added_live_leaves_open_connections_alone(autojump_clock:
         mp.proxy.set_scenario(scenario_of('[[faults]]\ntype = "refuse"\n'))
         assert (await client.get("/events")).status == 200
         assert (await mp.client().get("/events")).status == 0
+
+
+async def test_a_refuse_with_after_never_acts(autojump_clock: object) -> None:
+    """`after` falls past the accept, where refuse is decided: the stream lives on."""
+    async with memory_proxy('[[faults]]\ntype = "refuse"\nafter = "5s"\n', STREAMING) as mp:
+        got = await mp.client().get("/events", limit=200)
+        assert got.status == 200
+        assert trio.current_time() > 5
+        assert not mp.journal.of_kind("fault")
