@@ -17,6 +17,7 @@ would, without reading from the client or contacting the upstream:
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import trio
@@ -114,19 +115,22 @@ class TurnedAway(Connection):
             return self.decided or Outcome("proxy", name, stop.detail)
         limit = self.proxy.settings.max_connections
         if self.mode == "http":
-            await self._answer(overloaded_response(limit or 0))
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stream.send_all(overloaded_response(limit or 0))
+            self.write("response", status=503, origin="proxy")
         return Outcome("proxy", "proxy-overloaded", f"{limit} connections open (the limit)")
 
-    async def _answer(self, response: bytes) -> None:
-        """503, then a lingering close: half-close, read what the client sends, close."""
-        try:
-            await self.stream.send_all(response)
-            self.write("response", status=503, origin="proxy")
+    async def linger(self) -> None:
+        """A lingering close: half-close, then read (and drop) what the client sends until
+        it closes too, for at most `LINGER` seconds. Closing with unread data would send
+        an RST, which can destroy the 503 before the client reads it, and turns an empty
+        reply into a reset."""
+        with (
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            trio.move_on_after(LINGER),
+        ):
             if isinstance(self.stream, trio.abc.HalfCloseableStream):
                 await self.stream.send_eof()
-            with trio.move_on_after(LINGER):
-                read = 0
-                while read < _LINGER_BYTES and (data := await self.stream.receive_some()):
-                    read += len(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            read = 0
+            while read < _LINGER_BYTES and (data := await self.stream.receive_some()):
+                read += len(data)

@@ -134,6 +134,10 @@ class Connection:
     async def farewell(self) -> None:
         """The proxy is stopping: end what is in flight cleanly if the protocol allows."""
 
+    async def linger(self) -> None:
+        """Before the close (after the `closed` record): a connection turned away reads
+        what the client still sends, so that the close is a FIN, not an RST."""
+
     async def cleanup(self) -> None:
         """Close what else the connection holds (TCP: the upstream)."""
 
@@ -169,8 +173,11 @@ class Connection:
                     await self.farewell()
             if self.killed == "reset":
                 await abort(self.stream)
-            await trio.aclose_forcefully(self.stream)
-            await self.cleanup()
+            try:
+                await self.linger()
+            finally:
+                await trio.aclose_forcefully(self.stream)
+                await self.cleanup()
 
     def kill(self, how: Literal["close", "reset"] = "close") -> None:
         """End this connection now (control API): close it, or reset it with an RST."""

@@ -13,7 +13,8 @@ import trio
 import trio.testing
 
 from sseproxy import origin, server
-from sseproxy.proxy import Proxy
+from sseproxy.journal import Journal
+from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.report import reader
 from sseproxy.report.causes import EXPLANATIONS, explain
 from sseproxy.transport import UpstreamError, connect
@@ -95,6 +96,33 @@ async def test_past_max_connections_tcp_closes_at_once(autojump_clock: object) -
             await mp.journal.wait_for("closed")
             assert closed_of(mp, "c2")["reason"] == "proxy-overloaded"
             assert len(connects) == 1
+
+
+async def test_over_sockets_every_client_past_the_cap_reads_its_whole_503() -> None:
+    """The lingering close: a FIN after the answer, never an RST that could destroy it."""
+    request = b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, STREAMING)
+            listener = await server.listen("127.0.0.1", 0)
+            port = listener.socket.getsockname()[1]
+            settings = ProxySettings(Upstream("127.0.0.1", origin_port), max_connections=1)
+            proxy = Proxy(settings, scenario_of(""), Journal(keep=True), seed=1)
+            await nursery.start(server.serve_proxy, proxy, listener)
+            holder = await trio.open_tcp_stream("127.0.0.1", port)
+            await holder.send_all(request)
+            assert (await holder.receive_some()).startswith(b"HTTP/1.1 200 ")
+            for _ in range(20):
+                async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+                    await client.send_all(request)
+                    answer = b""
+                    while data := await client.receive_some():
+                        answer += data
+                    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+                    assert answer.endswith(b"try again later\n")
+            await proxy.journal.wait_for("closed", 20)
+            await holder.aclose()
+            nursery.cancel_scope.cancel()
 
 
 def test_the_default_cap_leaves_descriptors_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
