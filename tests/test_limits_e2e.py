@@ -91,6 +91,10 @@ def test_out_of_descriptors_the_proxy_answers_503_blames_itself_and_keeps_accept
     assert not [reason for _by, reason in reasons if reason.startswith("upstream-")]
     (overloaded,) = [record for record in closed if record["reason"] == "proxy-overloaded"]
     assert "Too many open files" in overloaded["detail"]
+    (paused,) = journal.of_kind("accept-paused")
+    assert (paused["reason"], paused["detail"]) == ("proxy-overloaded", "Too many open files")
+    (resumed,) = journal.of_kind("accept-resumed")
+    assert resumed["paused"] > 0
 
 
 def test_a_journal_nobody_reads_never_stalls_traffic_and_a_stop_writes_it_all() -> None:
