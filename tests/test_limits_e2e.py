@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.subprocesses import Lines
-from tests.test_e2e import JournalPipe, free_port, proxy_port, serving, sseproxy
+from tests.test_e2e import JournalPipe, free_port, proxy_port, serving, spawn, sseproxy
 
 resource = pytest.importorskip("resource")
 TIMEOUT = 10.0
@@ -135,3 +136,15 @@ def test_a_journal_nobody_reads_never_stalls_traffic_and_a_stop_writes_it_all() 
     assert kinds.count("event") == events
     assert kinds.count("closed") == kinds.count("opened") == 1
     assert "journal-overflow" not in kinds
+
+
+def test_the_default_connection_cap_follows_ulimit_n(tmp_path: Path) -> None:
+    """`ulimit -n 70`: (70 - 64) / 2 = 3 connections (2 descriptors each, to spare 64)."""
+    origin_port = free_port()
+    run = f"{shlex.quote(sys.executable)} -m sseproxy run --listen 127.0.0.1:0"
+    run += f" --upstream http://127.0.0.1:{origin_port} --journal -"
+    with sseproxy("serve", "--listen", f"127.0.0.1:{origin_port}", "--heartbeat", "0") as origin:
+        serving(origin, origin_port)
+        with spawn("sh", "-c", f"ulimit -n 70 && exec {run}") as proxy:
+            found = proxy.out.wait_for(r'"kind":"started".*"max_connections":(\d+)')
+    assert found.group(1) == "3"
