@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["LINGER", "AcceptPlan", "TurnedAway", "overloaded_response"]
 
 LINGER = 1.0
-"""Seconds a 503 waits for the client's request (read and discarded) before closing, so
-the close is a FIN the client reads after the answer, not an RST that may destroy it."""
+"""Seconds a connection turned away keeps reading (and dropping) what the client sends
+before it closes, so the close is a FIN after the 503 or the empty reply, not an RST."""
 _LINGER_BYTES = 64 * 1024
 
 
