@@ -28,7 +28,7 @@ from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.report_cli import report_command
 from sseproxy.scenario import Scenario, load_scenario, preset_names
-from sseproxy.server import listen, parse_hostport, serve_proxy
+from sseproxy.server import default_max_connections, listen, parse_hostport, serve_proxy
 from sseproxy.units import parse_duration
 
 __all__ = ["main"]
@@ -125,6 +125,15 @@ def _duration_option(value: str) -> float:
     help="Give up connecting to the upstream after this long (then 504).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Serve at most N client connections at once; past it answer 503 (TCP: close) "
+    "without contacting the upstream, journaled as proxy-overloaded. Default: what the "
+    "open-file limit (ulimit -n) allows with room to spare: (limit - 64) / 2, a client and "
+    "an upstream descriptor each (/ 3 with the built-in server).",
+)
+@click.option(
     "--control",
     "control_at",
     metavar="HOST:PORT",
@@ -149,6 +158,7 @@ def run(
     journal_events: bool,
     session_keys: tuple[str, ...],
     connect_timeout: str,
+    max_connections: int | None,
     control_at: str | None,
     control_token: str | None,
 ) -> None:
@@ -182,18 +192,19 @@ def run(
             session_keys=session_keys,
             journal_events=journal_events,
             live=control is not None,
+            max_connections=max_connections or default_max_connections(2 + (upstream is None)),
         )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
             trio.run(
                 partial(_run, control=control, control_token=control_token),
+                stream,
                 host,
                 port,
                 settings,
                 upstream is None,
                 scenario,
                 seed,
-                stream,
                 out,
             )
 
@@ -219,14 +230,21 @@ def _journal_stream(path: str | None) -> Iterator[TextIO | None]:
             yield stream
 
 
-async def _run(
+async def _run(journal_stream: TextIO | None, *args: Any, **kwargs: Any) -> None:
+    """`_proxy` with its journal, which writes every line left before the proxy exits
+    (outside the signal receiver: a second Ctrl-C cuts short a journal that is stuck)."""
+    async with Journal(journal_stream) as journal:
+        await _proxy(journal, *args, **kwargs)
+
+
+async def _proxy(
+    journal: Journal,
     host: str,
     port: int,
     settings: ProxySettings,
     builtin: bool,
     scenario: Scenario,
     seed: int | None,
-    journal_stream: TextIO | None,
     out: TextIO,
     *,
     control: tuple[str, int] | None = None,
@@ -246,11 +264,15 @@ async def _run(
                 origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, demo)
                 settings = replace(settings, upstream=Upstream("127.0.0.1", origin_port))
             bound = listener.socket.getsockname()[1]
-            journal = Journal(journal_stream)
             proxy = Proxy(settings, scenario, journal, seed=seed)
             upstream, mode = settings.upstream, settings.mode
             journal.write(
-                "started", "-", listen=f"{host}:{bound}", upstream=str(upstream), mode=mode
+                "started",
+                "-",
+                listen=f"{host}:{bound}",
+                upstream=str(upstream),
+                mode=mode,
+                max_connections=settings.max_connections,
             )
             if control is not None and control_listener is not None:
                 serve = partial(serve_control, proxy, control_listener, token=control_token)

@@ -16,7 +16,7 @@ from sseproxy.journal import Tally
 from sseproxy.link import HeadError, Link, LinkResult
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Event
-from sseproxy.transport import abort, failure_reason
+from sseproxy.transport import UpstreamError, abort, failure_reason
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -53,6 +53,9 @@ def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
     if result.origin is not None:
         return Outcome("proxy", result.origin, result.detail, keep_alive=result.kind == "end")
     if isinstance(result.error, HeadError):
+        cause = result.error.__cause__
+        if isinstance(cause, UpstreamError) and cause.by == "proxy":
+            return Outcome("proxy", cause.reason, str(cause))  # out of descriptors: ours
         return Outcome(source, result.error.reason, str(result.error))
     if result.error is not None:
         return Outcome(source, reason_of(result.error, source), str(result.error))
@@ -134,6 +137,10 @@ class Connection:
     async def farewell(self) -> None:
         """The proxy is stopping: end what is in flight cleanly if the protocol allows."""
 
+    async def linger(self) -> None:
+        """Before the close (after the `closed` record): a connection turned away reads
+        what the client still sends, so that the close is a FIN, not an RST."""
+
     async def cleanup(self) -> None:
         """Close what else the connection holds (TCP: the upstream)."""
 
@@ -169,8 +176,11 @@ class Connection:
                     await self.farewell()
             if self.killed == "reset":
                 await abort(self.stream)
-            await trio.aclose_forcefully(self.stream)
-            await self.cleanup()
+            try:
+                await self.linger()
+            finally:
+                await trio.aclose_forcefully(self.stream)
+                await self.cleanup()
 
     def kill(self, how: Literal["close", "reset"] = "close") -> None:
         """End this connection now (control API): close it, or reset it with an RST."""

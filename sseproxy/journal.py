@@ -1,14 +1,25 @@
 """The journal: one JSON object per line, per connection, written as things happen.
 
-Each line is written and flushed on its own, so a crash loses at most the line being
-written. Times are `t`, seconds since the proxy started (trio's clock, so tests in
-virtual time get exact values), and `ts`, the wall-clock time for people.
+Times are `t`, seconds since the proxy started (trio's clock, so tests in virtual time get
+exact values), and `ts`, the wall-clock time for people.
+
+Writing never stalls traffic. A record is stamped, kept and given to subscribers on the
+event loop, but its line goes to the file (or stdout) through `LineWriter`: a bounded
+backlog drained by a thread that writes and flushes each batch as soon as it arrives.
+When the file cannot keep up (`--journal -` piped into a slow reader, a stalled disk)
+and the backlog is full, new lines are dropped and counted rather than block the proxy;
+once the backlog has drained to half, a `journal-overflow` record says how many lines
+were lost and since when. `Journal.aclose` (Ctrl-C, SIGTERM) waits until every line
+accepted was written, so a stop loses nothing; a crash loses what was still waiting
+(normally nothing: the thread writes as soon as lines arrive).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +30,88 @@ import trio
 
 from sseproxy.sse import Event, Framer
 
-__all__ = ["Journal", "JournalReader", "Tally"]
+__all__ = ["BACKLOG", "Journal", "JournalReader", "LineWriter", "Tally"]
 
 Record = dict[str, Any]
+BACKLOG = 16 * 1024 * 1024
+"""Bytes of journal lines that may wait for a slow file before new lines are dropped."""
+
+
+class LineWriter:
+    """Lines to a text stream from a thread, through a backlog of at most `limit` bytes.
+
+    `put` never blocks: it queues the line, or refuses it (returns False) when the
+    backlog is full. The thread starts with the first line and writes whatever has
+    queued up in one `write` and one `flush`. A stream that fails (a closed pipe) is
+    reported once on stderr; later lines are discarded.
+    """
+
+    def __init__(self, stream: TextIO, limit: int = BACKLOG) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.backlog = 0
+        """Bytes queued or being written."""
+        self.failed: OSError | ValueError | None = None
+        self._lines: list[str] = []
+        self._ready = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def put(self, line: str) -> bool:
+        with self._ready:
+            if self._closing or self.backlog + len(line) > self.limit:
+                return False
+            self.backlog += len(line)
+            self._lines.append(line)
+            self._ready.notify()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._drain, name="sseproxy-journal", daemon=True
+                )
+                self._thread.start()
+        return True
+
+    def _drain(self) -> None:
+        while True:
+            with self._ready:
+                while not self._lines and not self._closing:
+                    self._ready.wait()
+                batch, self._lines = self._lines, []
+                if not batch:
+                    return  # closing, and everything is written
+            text = "".join(batch)
+            if self.failed is None:
+                try:
+                    self.stream.write(text)
+                    self.stream.flush()
+                except (OSError, ValueError) as error:
+                    self.failed = error
+                    print(f"sseproxy: cannot write the journal: {error}", file=sys.stderr)
+            with self._ready:
+                self.backlog -= len(text)
+                self._ready.notify_all()
+
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """Block until every queued line is written (or `timeout`); True when it was."""
+        with self._ready:
+            return self._ready.wait_for(lambda: self.backlog == 0, timeout)
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread (blocks: call it off the loop)."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
 
 
 class Journal:
-    """Writes records to a text stream (or nowhere) and keeps them for subscribers."""
+    """Writes records to a text stream (or nowhere) and keeps them for subscribers.
+
+    `keep` and the subscribers get every record, at once; the stream gets them through
+    a `LineWriter` (see the module docstring for what happens when it cannot keep up).
+    """
 
     def __init__(
         self,
@@ -34,8 +120,13 @@ class Journal:
         scenario: str = "",
         seed: int | None = None,
         keep: bool = False,
+        backlog: int = BACKLOG,
     ) -> None:
         self.stream = stream
+        self.writer = LineWriter(stream, backlog) if stream is not None else None
+        self.dropped = 0
+        """Lines the stream missed since the last `journal-overflow` record."""
+        self._dropped_since: float | None = None
         self.scenario = scenario
         self.seed = seed
         self.origin = trio.current_time()
@@ -54,9 +145,8 @@ class Journal:
             "scenario": self.scenario,
             "seed": self.seed,
         }
-        if self.stream is not None:
-            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.stream.flush()
+        if self.writer is not None:
+            self._put(record)
         if self.keep:
             self.records.append(record)
         for subscriber in self.subscribers:
@@ -64,6 +154,36 @@ class Journal:
         self._written.set()
         self._written = trio.Event()
         return record
+
+    def _put(self, record: Record) -> None:
+        assert self.writer is not None
+        if self.dropped and self.writer.backlog <= self.writer.limit // 2:
+            self._overflowed()
+        if self.dropped or not self.writer.put(json.dumps(record, separators=(",", ":")) + "\n"):
+            if not self.dropped:
+                self._dropped_since = record["t"]
+            self.dropped += 1
+
+    def _overflowed(self) -> None:
+        """Say how many lines the stream missed (a record of its own, kept and seen too)."""
+        dropped, self.dropped = self.dropped, 0
+        self.write("journal-overflow", "-", dropped=dropped, since=self._dropped_since)
+
+    async def aclose(self) -> None:
+        """Write every line accepted (and the count of lines dropped), then stop the writer
+        thread. The proxy calls it when it stops, so Ctrl-C and SIGTERM lose nothing."""
+        if self.writer is None:
+            return
+        if self.dropped:
+            await trio.to_thread.run_sync(self.writer.wait_written, abandon_on_cancel=True)
+            self._overflowed()
+        await trio.to_thread.run_sync(self.writer.close, abandon_on_cancel=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
         """Call `callback` with every record from now on; returns the way to stop."""

@@ -17,12 +17,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import trio
 
+from sseproxy.admission import AcceptPlan, TurnedAway, decided_at_accept
 from sseproxy.connection import Connection
 from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
-from sseproxy.plan import Plan
 from sseproxy.scenario import Scenario
-from sseproxy.transport import UpstreamError, connect
+from sseproxy.transport import UpstreamError, connect, upstream_error
 
 __all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
 
@@ -79,6 +79,9 @@ class ProxySettings:
     live: bool = False
     """Let faults be added and retired on open connections (control API, tests); every
     link then runs its fault chain, even an empty one (no fast path)."""
+    max_connections: int | None = None
+    """Client connections served at once; past it new ones are turned away at accept
+    (HTTP: 503), journaled as `proxy-overloaded`. None: no cap."""
 
 
 class Proxy:
@@ -99,7 +102,7 @@ class Proxy:
         self.seed = seed
         self.journal = journal or Journal(scenario=scenario.name, seed=seed)
         self.journal.scenario, self.journal.seed = scenario.name, seed
-        self.plan = Plan(scenario, seed, trio.current_time())
+        self.plan = AcceptPlan(scenario, seed, trio.current_time())
         self.connector = connector
         self.connections = 0
         self.exchanges = 0
@@ -109,6 +112,8 @@ class Proxy:
         """Set (and replaced) whenever `set_scenario` puts a new scenario in force."""
         self.live: dict[str, Connection] = {}
         """Open connections by id."""
+        self.serving = 0
+        """Connections being served (those turned away at accept do not count)."""
 
     @property
     def scenario(self) -> Scenario:
@@ -120,7 +125,7 @@ class Proxy:
         ones added (needs `ProxySettings.live`, else only new connections see it)."""
         old = {spec.name: spec for spec in self.plan.scenario.faults}
         new = {spec.name: spec for spec in scenario.faults}
-        plan = Plan(scenario, self.seed, self.plan.started)
+        plan = AcceptPlan(scenario, self.seed, self.plan.started)
         plan.carry_counts(self.plan)
         self.plan = plan
         self.journal.scenario = scenario.name
@@ -135,6 +140,8 @@ class Proxy:
             for index, spec in enumerate(scenario.faults):
                 if old.get(spec.name) == spec or connection.number == 0:
                     continue
+                if decided_at_accept(spec):
+                    continue  # refuses new connections only
                 request = connection.request
                 chains = self.plan.select(
                     index, connection.number, request, now, opened=connection.started
@@ -170,7 +177,10 @@ class Proxy:
         if self.connector is None:
             return await connect(upstream.host, upstream.port, timeout)
         with trio.move_on_after(timeout):
-            return await self.connector()
+            try:
+                return await self.connector()
+            except OSError as error:
+                raise upstream_error(error, f"{upstream.host}:{upstream.port}") from None
         raise UpstreamError("timeout", f"upstream {upstream} did not accept within {timeout:g}s")
 
     async def handle(self, stream: trio.abc.Stream, client: str = "memory") -> None:
@@ -183,8 +193,18 @@ class Proxy:
         self.connections += 1
         conn_id = f"c{self.connections}"
         handler = HttpConnection if self.settings.mode == "http" else TcpConnection
+        limit = self.settings.max_connections
+        full = limit is not None and self.serving >= limit
+        refusal = None if full else self.plan.refusal(self.connections, trio.current_time())
         try:
-            await handler(self, stream, conn_id, client).run()
+            if full or refusal is not None:  # turned away at accept: nothing read or sent up
+                await TurnedAway(self, stream, conn_id, client, refusal).run()
+            else:
+                self.serving += 1
+                try:
+                    await handler(self, stream, conn_id, client).run()
+                finally:
+                    self.serving -= 1
         except Exception:
             print(f"sseproxy: internal error on connection {conn_id}:", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)

@@ -1,12 +1,15 @@
 """Listeners and the accept loop: sockets in, `Proxy.handle` per connection, clean shutdown.
 
 This is the only layer that knows connections are sockets. On EMFILE and friends the
-accept loop pauses briefly instead of dying (as trio's own `serve_listeners` does).
+accept loop pauses briefly instead of dying (as trio's own `serve_listeners` does); the
+connection cap (`--max-connections`, see `sseproxy.admission`) keeps that rare.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import socket
 
 import trio
@@ -14,7 +17,26 @@ import trio
 from sseproxy.errors import ConfigError
 from sseproxy.proxy import Proxy
 
-__all__ = ["listen", "parse_hostport", "serve_proxy"]
+__all__ = ["default_max_connections", "listen", "parse_hostport", "serve_proxy"]
+
+ACCEPT_PAUSE = 0.1
+"""Seconds the accept loop waits before trying again when out of descriptors."""
+SPARE_DESCRIPTORS = 64
+"""Descriptors kept free beyond the connections: listeners, the journal, the control API,
+connections being turned away, Python's own."""
+
+
+def default_max_connections(per_connection: int = 2) -> int:
+    """The connection cap the open-file limit allows, `per_connection` descriptors each
+    (client and upstream; 3 when the built-in server runs in the same process)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return 10_000
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(1, (soft - SPARE_DESCRIPTORS) // per_connection)
 
 
 def parse_hostport(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -89,11 +111,24 @@ async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
 
 
 async def _accept(proxy: Proxy, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    """Accept forever. Out of descriptors (EMFILE, ENFILE, ENOBUFS...), wait for a close
+    and try again, as trio's `serve_listeners` does; the clients wait in the backlog. The
+    journal says when accepting paused (`accept-paused`) and for how long (`accept-resumed`)."""
+    paused: float | None = None
     while True:
         try:
             stream = await listener.accept()
-        except OSError:  # EMFILE, ENFILE, ENOBUFS: back off, keep serving the rest
-            await trio.sleep(0.1)
+        except OSError as error:
+            if paused is None:
+                paused = trio.current_time()
+                detail = os.strerror(error.errno) if error.errno else str(error)
+                proxy.journal.write("accept-paused", "-", reason="proxy-overloaded", detail=detail)
+            await trio.sleep(ACCEPT_PAUSE)
             continue
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        if paused is not None:
+            waited = round(trio.current_time() - paused, 6)
+            proxy.journal.write("accept-resumed", "-", paused=waited)
+            paused = None
+        with contextlib.suppress(OSError):  # the client may be gone already
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         nursery.start_soon(proxy.handle, stream, _peer(stream))

@@ -38,7 +38,7 @@ class TcpConnection(Connection):
             asked = trio.current_time()
             self.upstream = upstream = await self.proxy.connect()
         except UpstreamError as error:
-            return Outcome("upstream", f"upstream-{error.kind}", str(error))
+            return Outcome(error.by, error.reason, str(error))
         connect_time = round(trio.current_time() - asked, 6)
         self.write(
             "upstream", upstream=str(self.proxy.settings.upstream), connect_time=connect_time

@@ -26,6 +26,7 @@ __all__ = [
     "abort",
     "connect",
     "failure_reason",
+    "upstream_error",
 ]
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -85,16 +86,33 @@ class StreamSink:
         await abort(self.stream)
 
 
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""Connect errors that are the proxy's own shortage (as trio's serve_listeners sees them)."""
+
+
 @dataclass
 class UpstreamError(Exception):
-    """Could not reach the upstream; `kind` picks the status a real proxy would answer."""
+    """Could not reach the upstream; `kind` picks the status a real proxy would answer.
 
-    kind: Literal["refused", "timeout", "unreachable"]
+    `overloaded`: the proxy itself ran out (of file descriptors, buffers): the upstream is
+    not to blame, and the client gets 503 as from `--max-connections`.
+    """
+
+    kind: Literal["refused", "timeout", "unreachable", "overloaded"]
     message: str
 
     @property
     def status(self) -> int:
-        return 504 if self.kind == "timeout" else 502
+        return {"timeout": 504, "overloaded": 503}.get(self.kind, 502)
+
+    @property
+    def by(self) -> str:
+        """Who the journal blames."""
+        return "proxy" if self.kind == "overloaded" else "upstream"
+
+    @property
+    def reason(self) -> str:
+        return f"{self.by}-{self.kind}"
 
     def __str__(self) -> str:
         return self.message
@@ -110,14 +128,21 @@ async def connect(host: str, port: int, timeout: float) -> trio.SocketStream:
         message = f"upstream {where} did not accept within {timeout:g}s"
         raise UpstreamError("timeout", message) from None
     except OSError as error:
-        cause = _os_error_of(error) or error
-        kind: Literal["refused", "unreachable"] = (
-            "refused" if cause.errno == errno.ECONNREFUSED else "unreachable"
-        )
-        detail = os.strerror(cause.errno) if cause.errno else str(cause)
-        raise UpstreamError(kind, f"cannot connect to upstream {where}: {detail}") from None
+        raise upstream_error(error, where) from None
     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
     return stream
+
+
+def upstream_error(error: OSError, where: str) -> UpstreamError:
+    """What a failed connect means: refused, unreachable, or the proxy out of resources."""
+    cause = _os_error_of(error) or error
+    detail = os.strerror(cause.errno) if cause.errno else str(cause)
+    if cause.errno in _OUT_OF_RESOURCES:
+        return UpstreamError("overloaded", f"cannot connect to upstream {where}: {detail}")
+    kind: Literal["refused", "unreachable"] = (
+        "refused" if cause.errno == errno.ECONNREFUSED else "unreachable"
+    )
+    return UpstreamError(kind, f"cannot connect to upstream {where}: {detail}")
 
 
 def _os_error_of(error: BaseException) -> OSError | None:

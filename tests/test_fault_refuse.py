@@ -159,3 +159,18 @@ async def test_unlisten_refuses_connections_during_its_window_only() -> None:
     assert unlisten["t"] < 0.5  # at once: the window starts with the proxy
     assert listen_again["t"] >= 1.0
     assert listen_again["address"] == f"127.0.0.1:{port}"
+
+
+async def test_close_gives_the_client_an_empty_reply_over_sockets() -> None:
+    """Refused at accept, even with the request already in the proxy's buffer: a FIN (curl's
+    "Empty reply from server"), not an RST."""
+    with trio.fail_after(5):
+        async with loopback_proxy('[[faults]]\ntype = "refuse"\n') as (proxy, port):
+            for _ in range(20):
+                sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                with sock:
+                    await sock.connect(("127.0.0.1", port))
+                    await sock.send(REQUEST)
+                    assert await sock.recv(65536) == b""
+            await proxy.journal.wait_for("closed", 20)
+    assert not proxy.journal.of_kind("upstream")

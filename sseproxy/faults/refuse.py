@@ -4,6 +4,14 @@
 ECONNRESET); `unlisten` closes the listening socket during the fault's `window`, so new
 clients get ECONNREFUSED, and opens it again when the window ends. Connections already
 open are not touched (`reset` with a window does that).
+
+`close` and `reset` act at accept, before a byte is read and without contacting the
+upstream, so a client that connects and sends nothing is refused too. There the fault is
+decided once per connection: `probability`, `every` and `first` count connections, the
+`window` is looked at when the connection is accepted, and an `after` falls past the
+accept (such a refuse never acts). A `refuse` whose `match` names a path, methods or
+headers cannot be decided before the request head: it is asked for each request instead,
+and drops the connection before the upstream is contacted.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ EXPLANATIONS: Mapping[str, str] = {
     "upstream-timeout": "connecting to the upstream timed out",
     "upstream-unreachable": "the upstream could not be reached",
     "upstream-protocol-error": "the upstream's response was not valid HTTP",
+    "proxy-overloaded": "the proxy turned the connection away: --max-connections reached (503) "
+    "or out of file descriptors; the upstream was not contacted",
     "shutdown": "the proxy was stopped while the connection was open",
     "internal-error": "an error inside sseproxy (please report it)",
     "bad-request": "the request was not valid HTTP (400)",

@@ -121,6 +121,7 @@ async def scripted_proxy(
         )
         yield ScriptedProxy(proxy, nursery)
         nursery.cancel_scope.cancel()
+    await proxy.journal.aclose()  # every line is in `stream` now
 
 
 def event_ids(body: bytes) -> list[str]:
