@@ -31,6 +31,7 @@ from sseproxy.units import format_duration
 __all__ = [
     "COMMON_FIELDS",
     "MAX_DEPTH",
+    "MAX_ERRORS",
     "MAX_FAULTS",
     "Direction",
     "FaultSpec",
@@ -104,6 +105,8 @@ _SCENARIO_FIELDS = ("name", "description", "source", "seed")
 MAX_FAULTS = 1000
 """Faults one scenario may have. The presets have at most a handful and generated ones a
 dozen; every connection walks the whole list, and 13,000 froze the event loop for 1.4 s."""
+MAX_ERRORS = 100
+"""Mistakes one refusal lists at most (then it says it stopped)."""
 MAX_DEPTH = 8
 """Levels of tables and arrays a scenario may nest (it needs 5: faults, a fault, `match`,
 `headers`, a value); deeper is refused before anything walks it."""
@@ -302,11 +305,14 @@ class _Reader:
     text: str
     file: str
     problems: list[tuple[int, int, ScenarioError]] = field(default_factory=list)
+    truncated: bool = False
     _known_keys: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def fail(
         self, message: str, *, fault: int | None = None, name: str = "", key: str | None = None
     ) -> None:
+        if self.enough():
+            return
         line = self._line(fault, key)
         parts = []
         if fault is not None:
@@ -317,9 +323,23 @@ class _Reader:
         error = ScenarioError(message, file=file, where=", ".join(parts) or None)
         self.problems.append((line or 0, len(self.problems), error))
 
+    def enough(self) -> bool:
+        """True once MAX_ERRORS are noted: the rest is not looked at (a file of 60,000
+        unknown keys would take seconds to list, and nobody reads past the first screen)."""
+        self.truncated = len(self.problems) >= MAX_ERRORS
+        return self.truncated
+
     def refuse_if_any(self) -> None:
         if self.problems:
-            raise ScenarioError.of([error for *_, error in sorted(self.problems)])
+            errors = [error for *_, error in sorted(self.problems)]
+            if self.truncated:
+                errors.append(
+                    ScenarioError(
+                        f"stopped after {MAX_ERRORS} errors; fix these and check again",
+                        file=self.file,
+                    )
+                )
+            raise ScenarioError.of(errors)
 
     # -- where a key is written (tomllib keeps no positions, so we look)
 
@@ -396,6 +416,8 @@ class _Reader:
             self.fail(_TOO_DEEP, fault=fault, name=_label_of(table), key=key)
             return None
         for key in data:
+            if self.enough():
+                break
             if key not in ("scenario", "faults"):
                 self.fail(
                     f"unknown top-level key {shown(key)};"
@@ -407,6 +429,8 @@ class _Reader:
             self.fail("[scenario] must be a table", key="scenario")
             head = {}
         for key in head:
+            if self.enough():
+                break
             if key not in _SCENARIO_FIELDS:
                 self.fail(
                     f"unknown field in [scenario];{_suggest(key, _SCENARIO_FIELDS)} "
@@ -489,6 +513,8 @@ class _Reader:
         values: dict[str, Any] = {}
         window, match = Window(), Match()
         for key, raw in table.items():
+            if self.enough():
+                break
             param = _SCALAR_COMMON.get(key) or declared.get(key)
             if param is not None:
                 values[key] = self.value(param, raw, index, label)
@@ -550,6 +576,8 @@ class _Reader:
         before = len(self.problems)
         parsed: dict[str, float] = {}
         for key, value in raw.items():
+            if self.enough():
+                break
             where = f"window.{key}"
             if key not in bounds:
                 allowed = f"{_suggest(key, bounds)} allowed: from, until"
@@ -580,6 +608,8 @@ class _Reader:
             return Match()
         keys = ("path", "method", "headers")
         for key in raw:
+            if self.enough():
+                break
             if key not in keys:
                 bad(key, f"unknown key;{_suggest(key, keys)} allowed: path, method, headers")
         path = raw.get("path")

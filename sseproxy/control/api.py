@@ -246,8 +246,11 @@ class Control:
     async def put_scenario(self, request: Request) -> Reply:
         file = request.query.get("file") or "<scenario>"
         if _is_json(request):
-            data = _json_object(request, '{"scenario": {"name": "x"}, "faults": []}')
-            read = partial(_Reader("", file).scenario, data)
+
+            def read() -> Scenario:
+                data = _json_object(request, '{"scenario": {"name": "x"}, "faults": []}')
+                return _Reader("", file).scenario(data)
+
         else:
             try:
                 text = request.body.decode("utf-8")
