@@ -318,7 +318,7 @@ class _Reader:
         if fault is not None:
             parts.append(f"fault #{fault + 1}" + (f" ({name})" if name else ""))
         if key is not None:
-            parts.append(f"field {shown(key) if _unprintable(key) else repr(key)}")
+            parts.append(f"field {shown(key)}")
         file = f"{self.file}:{line}" if line else self.file
         error = ScenarioError(message, file=file, where=", ".join(parts) or None)
         self.problems.append((line or 0, len(self.problems), error))
@@ -490,6 +490,8 @@ class _Reader:
         return spec
 
     def _fault(self, index: int, table: Any) -> FaultSpec | None:
+        if self.enough():
+            return None
         if not isinstance(table, dict):
             self.fail("each fault must be a table", fault=index)
             return None

@@ -913,3 +913,10 @@ def test_errors_without_lines_keep_the_order_they_were_written() -> None:
         "fault #1 (latency), field 'every'",
         "fault #2 (x), field 'type'",
     ]
+
+
+def test_faults_past_the_hundredth_error_are_not_checked_at_all() -> None:
+    text = "".join(f'[[faults]]\ntype = "stall"\nnmae = "{n}"\n\n' for n in range(100))
+    text += '[[faults]]\ntype = "reset"\nbytes = "1KiB"\n'  # reset.check would need `events`
+    error = refusal(text)
+    assert error.lines[-1] == "s.toml: stopped after 100 errors; fix these and check again"
