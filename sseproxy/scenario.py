@@ -1,8 +1,10 @@
-"""Scenario files: TOML in, a validated and typed `Scenario` out, or one clear error.
+"""Scenario files: TOML in, a validated and typed `Scenario` out, or every mistake in it.
 
-A scenario is data, never code. It is refused as a whole when anything is wrong, and the
-message names the file, the line (where it can be found), the fault (index and name),
-the field, what was given and what is allowed.
+A scenario is data, never code. It is refused as a whole when anything is wrong, with
+one line per mistake (up to MAX_ERRORS, in line order), each naming the file, the line
+(where it can be found), the fault (index and name), the field, what was given and what
+is allowed, with "did you mean" for a near miss. Its size is bounded (MAX_FAULTS faults,
+MAX_DEPTH levels of nesting) so that no file or control API request can stall the proxy.
 """
 
 from __future__ import annotations

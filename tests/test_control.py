@@ -380,6 +380,10 @@ async def test_deep_nesting_is_a_400_never_a_500() -> None:
             refused = await stack.api.post("/faults", content=fault, headers=JSON)
             assert refused.status_code == 400, refused.text
             assert "nested" in refused.json()["error"]
+            patch = b'{"match": {"headers": ' + b"[" * depth + b"]" * depth + b"}}"
+            refused = await stack.api.patch("/faults/latency", content=patch, headers=JSON)
+            assert refused.status_code == 400, refused.text
+            assert "nested" in refused.json()["error"]
         refused = await stack.api.put("/scenario", content=deep_toml.encode())
         assert refused.status_code == 400
         assert refused.json()["error"] == (

@@ -106,7 +106,7 @@ def _json_body(request: Request) -> Any:
     except UnicodeDecodeError:
         raise ApiError(400, "the body is not UTF-8") from None
     except RecursionError:
-        raise ApiError(400, "the body is not valid JSON here: nested too deeply") from None
+        raise ApiError(400, "the body is JSON nested too deeply to read") from None
     except json.JSONDecodeError as error:
         raise ApiError(400, f"the body is not valid JSON: {error}") from None
 
