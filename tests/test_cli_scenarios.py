@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from tests.test_scenario import TEN_MISTAKES, many
 
 DEEP = '[[faults]]\ntype = "latency"\nmatch = ' + "[" * 5000 + "]" * 5000 + "\n"
-DOTTED = '[[faults]]\ntype = "latency"\nmatch.' + ".".join(["a"] * 5000) + " = 1\n"
+DOTTED = '[[faults]]\ntype = "latency"\nmatch.' + ".".join(["a"] * 2000) + " = 1\n"
 
 
 def invoke(*args: str) -> Result:

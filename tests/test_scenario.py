@@ -787,7 +787,7 @@ def test_deep_nesting_is_a_one_line_error(value: str) -> None:
     ],
 )
 def test_deep_dotted_keys_are_a_one_line_error(where: str, expected: tuple[str, ...]) -> None:
-    error = refusal(where + ".".join(["a"] * 10_000) + " = 1\n")
+    error = refusal(where + ".".join(["a"] * 2000) + " = 1\n")
     assert_names(error, *expected, "nested over 8 levels deep; a scenario needs 5 at most")
     assert len(str(error).splitlines()) == 1
 
@@ -826,9 +826,9 @@ def test_a_refusal_lists_the_first_hundred_errors_and_says_there_are_more() -> N
     assert error.lines[-1] == "s.toml: stopped after 100 errors; fix these and check again"
 
 
-def test_sixty_thousand_unknown_keys_give_a_hundred_errors() -> None:
-    text = "[scenario]\n" + "".join(f"k{n} = {n}\n" for n in range(60_000))
-    error = refusal(text)  # listing all 60,000 took 2.5 s
+def test_twenty_thousand_unknown_keys_give_a_hundred_errors() -> None:
+    text = "[scenario]\n" + "".join(f"k{n} = {n}\n" for n in range(20_000))
+    error = refusal(text)  # listing them all took a second per 20,000
     assert len(error.errors) == 101
     assert error.errors[-2].file == "s.toml:101"
 
