@@ -42,6 +42,8 @@ class UsageProblem(click.ClickException):
 def _friendly_errors() -> Iterator[None]:
     try:
         yield
+    except ScenarioError as error:  # every mistake, one "Error: " line each
+        raise UsageProblem("\nError: ".join(error.lines)) from None
     except (SseproxyError, UnitError) as error:
         raise UsageProblem(str(error)) from None
 
@@ -425,7 +427,8 @@ def scenarios_validate(files: tuple[str, ...]) -> None:
             scenario = load_scenario(file)
         except ScenarioError as error:
             failed += 1
-            click.echo(f"invalid  {error}")
+            for line in error.lines:
+                click.echo(f"invalid  {line}")
         else:
             click.echo(f"ok       {file} ({len(scenario.faults)} faults)")
     sys.exit(1 if failed else 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from sseproxy.errors import UnitError
 from sseproxy.units import format_duration, format_size, parse_duration, parse_size
 
-__all__ = ["REQUIRED", "Kind", "Param", "ParamError", "render_value"]
+__all__ = ["FRAMING", "REQUIRED", "Kind", "Param", "ParamError", "render_value", "shown"]
 
 Kind = Literal[
     "duration", "size", "int", "float", "bool", "choice", "str", "headers", "names", "table"
@@ -24,6 +25,21 @@ Kind = Literal[
 `table`: a table whose shape the scenario reader checks itself (window, match)."""
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""What RFC 9110 §5.5 forbids in a field value: every ASCII control but HTAB."""
+FRAMING = frozenset({"content-length", "transfer-encoding"})
+"""Headers that frame a message: the proxy writes them itself, so no fault may set or
+remove them (h11 refuses a message whose framing does not match its body)."""
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for a message, cut short: a 1 MB string or a table nested 10,000 deep
+    must still give a one-line error (and no RecursionError)."""
+    return _SHOWN.repr(value)
 
 
 class _Required:
@@ -93,13 +109,13 @@ class Param:
         parsed = self._convert(value)
         if isinstance(parsed, int | float) and not isinstance(parsed, bool):
             if self.minimum is not None and parsed < self.minimum:
-                raise ParamError(f"{value!r} is below the minimum; allowed: {self.allowed()}")
+                raise ParamError(f"{shown(value)} is below the minimum; allowed: {self.allowed()}")
             if self.maximum is not None and parsed > self.maximum:
-                raise ParamError(f"{value!r} is above the maximum; allowed: {self.allowed()}")
+                raise ParamError(f"{shown(value)} is above the maximum; allowed: {self.allowed()}")
         return parsed
 
     def _convert(self, value: Any) -> Any:
-        wrong = ParamError(f"{value!r} is not allowed; allowed: {self.allowed()}")
+        wrong = ParamError(f"{shown(value)} is not allowed; allowed: {self.allowed()}")
         if self.kind in ("duration", "size"):
             if not isinstance(value, str):
                 raise wrong
@@ -128,7 +144,16 @@ class Param:
         if self.kind == "headers":
             if not isinstance(value, dict):
                 raise wrong
-            return {_header_name(name): _header_value(name, text) for name, text in value.items()}
+            headers = {
+                _header_name(name): _header_value(name, text) for name, text in value.items()
+            }
+            seen: dict[str, str] = {}
+            for name in headers:
+                if (twin := seen.setdefault(name.lower(), name)) != name:
+                    raise ParamError(
+                        f"{twin} and {name} are the same header (names ignore case); give it once"
+                    )
+            return headers
         if self.kind == "table":
             if not isinstance(value, dict):
                 raise wrong
@@ -151,15 +176,34 @@ class Param:
 
 def _header_name(name: Any) -> str:
     if not isinstance(name, str) or not _TOKEN.match(name):
-        raise ParamError(f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
+        raise ParamError(
+            f"{shown(name)} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"
+        )
+    if name.lower() in FRAMING:
+        raise ParamError(
+            f"{name} frames the message: the proxy writes it itself, so a fault may not "
+            "add, set or remove it"
+        )
     return name
 
 
 def _header_value(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ParamError(f"header {name}: {value!r} is not a string")
+        raise ParamError(f"header {name}: {shown(value)} is not a string")
     if any(c in value for c in "\r\n\0"):
-        raise ParamError(f"header {name}: {value!r} contains CR, LF or NUL, which HTTP forbids")
+        raise ParamError(
+            f"header {name}: {shown(value)} contains CR, LF or NUL, which HTTP forbids"
+        )
+    if control := _CONTROL.search(value):
+        raise ParamError(
+            f"header {name}: {shown(value)} contains the control character "
+            f"{control.group()!r}, which HTTP forbids (only tab, space and visible characters)"
+        )
+    if value != value.strip(" \t"):
+        raise ParamError(
+            f"header {name}: {shown(value)} starts or ends with a space or tab, "
+            "which HTTP forbids (they may only stand between other characters)"
+        )
     return value
 
 

@@ -1,20 +1,25 @@
-"""Scenario files: TOML in, a validated and typed `Scenario` out, or one clear error.
+"""Scenario files: TOML in, a validated and typed `Scenario` out, or every mistake in it.
 
-A scenario is data, never code. It is refused as a whole when anything is wrong, and the
-message names the file, the line (where it can be found), the fault (index and name),
-the field, what was given and what is allowed.
+A scenario is data, never code. It is refused as a whole when anything is wrong, with
+one line per mistake (up to MAX_ERRORS, in line order), each naming the file, the line
+(where it can be found), the fault (index and name), the field, what was given and what
+is allowed, with "did you mean" for a near miss. Its size is bounded (MAX_FAULTS faults,
+MAX_DEPTH levels of nesting) so that no file or control API request can stall the proxy.
 """
 
 from __future__ import annotations
 
 import builtins
+import difflib
 import fnmatch
 import json
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +27,14 @@ from typing import Any, Literal
 from sseproxy.errors import ScenarioError
 from sseproxy.faults import all_faults, get_fault
 from sseproxy.faults.base import Fault
-from sseproxy.params import Param, ParamError, render_value
+from sseproxy.params import Param, ParamError, render_value, shown
 from sseproxy.units import format_duration
 
 __all__ = [
     "COMMON_FIELDS",
+    "MAX_DEPTH",
+    "MAX_ERRORS",
+    "MAX_FAULTS",
     "Direction",
     "FaultSpec",
     "Match",
@@ -96,6 +104,15 @@ COMMON_FIELDS: tuple[Param, ...] = (
 )
 _SCALAR_COMMON = {p.name: p for p in COMMON_FIELDS if p.name not in ("type", "window", "match")}
 _SCENARIO_FIELDS = ("name", "description", "source", "seed")
+MAX_FAULTS = 1000
+"""Faults one scenario may have. The presets have at most a handful and generated ones a
+dozen; every connection walks the whole list, and 13,000 froze the event loop for 1.4 s."""
+MAX_ERRORS = 100
+"""Mistakes one refusal lists at most (then it says it stopped)."""
+MAX_DEPTH = 8
+"""Levels of tables and arrays a scenario may nest (it needs 5: faults, a fault, `match`,
+`headers`, a value); deeper is refused before anything walks it."""
+_TOO_DEEP = f"tables or arrays nested over {MAX_DEPTH} levels deep; a scenario needs 5 at most"
 _HEADER = re.compile(r"^\s*(\[\[?\s*[^\]]+?\s*\]\]?)\s*(?:#.*)?$")
 
 
@@ -268,221 +285,412 @@ def load_scenario(name_or_path: str) -> Scenario:
 
 
 def parse_scenario(text: str, *, file: str = "<scenario>") -> Scenario:
+    reader = _Reader(text, file)
+    reader.count_fault_headers()  # before tomllib: 13,000 faults are refused in a millisecond
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"not valid TOML: {error}", file=file) from None
-    return _Reader(text, file).scenario(data)
+    except RecursionError:  # tomllib recurses per level of nesting
+        raise ScenarioError(f"cannot read: {_TOO_DEEP}", file=file) from None
+    return reader.scenario(data)
+
+
+_KEY = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*[=.]""")
 
 
 @dataclass
 class _Reader:
+    """Reads a parsed scenario and notes every mistake it finds, so that one refusal
+    lists them all, in line order (`scenario` and `fault` raise it at the end)."""
+
     text: str
     file: str
+    problems: list[tuple[int, int, ScenarioError]] = field(default_factory=list)
+    truncated: bool = False
+    _known_keys: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def fail(
         self, message: str, *, fault: int | None = None, name: str = "", key: str | None = None
-    ) -> ScenarioError:
+    ) -> None:
+        if self.enough():
+            return
         line = self._line(fault, key)
         parts = []
         if fault is not None:
             parts.append(f"fault #{fault + 1}" + (f" ({name})" if name else ""))
         if key is not None:
-            parts.append(f"field {key!r}")
+            parts.append(f"field {shown(key)}")
         file = f"{self.file}:{line}" if line else self.file
-        return ScenarioError(message, file=file, where=", ".join(parts) or None)
+        error = ScenarioError(message, file=file, where=", ".join(parts) or None)
+        self.problems.append((line or 0, len(self.problems), error))
 
-    def _line(self, fault: int | None, key: str | None) -> int | None:
-        """Best effort: the line of `key` in the fault-th [[faults]] table, or in [scenario],
-        or of a table header named `key` (tomllib keeps no positions, so we look)."""
-        lines = self.text.splitlines()
+    def enough(self) -> bool:
+        """True once MAX_ERRORS are noted: the rest is not looked at (a file of 60,000
+        unknown keys would take seconds to list, and nobody reads past the first screen)."""
+        self.truncated = len(self.problems) >= MAX_ERRORS
+        return self.truncated
+
+    def refuse_if_any(self) -> None:
+        if self.problems:
+            errors = [error for *_, error in sorted(self.problems)]
+            if self.truncated:
+                errors.append(
+                    ScenarioError(
+                        f"stopped after {MAX_ERRORS} errors; fix these and check again",
+                        file=self.file,
+                    )
+                )
+            raise ScenarioError.of(errors)
+
+    # -- where a key is written (tomllib keeps no positions, so we look)
+
+    @cached_property
+    def _lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    @cached_property
+    def _sections(self) -> list[tuple[str, int, int]]:
+        """(table header, first line, end) for the text before any header and each table."""
+        lines = self._lines
         heads = [
             (i, match.group(1)) for i, line in enumerate(lines) if (match := _HEADER.match(line))
         ]
-        sections: list[tuple[str, int, int]] = [("", 0, heads[0][0] if heads else len(lines))]
+        sections = [("", 0, heads[0][0] if heads else len(lines))]
         for n, (i, name) in enumerate(heads):
             end = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
             sections.append((name.strip("[] \t"), i, end))
-        if fault is not None:
-            faults = [s for s in sections if s[0] == "faults"]
-            if fault >= len(faults):
-                return None
-            candidates = [faults[fault]]
-        else:
-            candidates = [s for s in sections if s[0] in ("", "scenario")]
-            header = next((i for name, i, _ in sections if key and name == key), None)
-            if header is not None:
-                return header + 1
-        if key is None:
-            return candidates[0][1] + 1 if fault is not None else None
-        pattern = re.compile(rf"^\s*[\"']?{re.escape(key.split('.')[0])}[\"']?\s*[=.]")
-        for _, start, end in candidates:
+        return sections
+
+    @cached_property
+    def _fault_sections(self) -> list[int]:
+        return [n for n, (name, _, _) in enumerate(self._sections) if name == "faults"]
+
+    def _keys(self, section: int) -> dict[str, int]:
+        """First line (1-based) of each key written in a section (each read once)."""
+        if section not in self._known_keys:
+            _, start, end = self._sections[section]
+            keys: dict[str, int] = {}
             for i in range(start, end):
-                if pattern.match(lines[i]):
-                    return i + 1
-        return candidates[0][1] + 1 if fault is not None else None
+                if match := _KEY.match(self._lines[i]):
+                    keys.setdefault(next(g for g in match.groups() if g is not None), i + 1)
+            self._known_keys[section] = keys
+        return self._known_keys[section]
+
+    def _line(self, fault: int | None, key: str | None) -> int | None:
+        """Best effort: the line of `key` in the fault-th [[faults]] table, or in [scenario],
+        or of a table header named `key`."""
+        first = key.split(".")[0] if key is not None else None
+        if fault is not None:
+            if fault >= len(self._fault_sections):
+                return None
+            section = self._fault_sections[fault]
+            header = self._sections[section][1] + 1
+            return self._keys(section).get(first, header) if first is not None else header
+        if first is None:
+            return None
+        for name, start, _ in self._sections:
+            if name == key:
+                return start + 1
+        for n, (name, _, _) in enumerate(self._sections):
+            if name in ("", "scenario") and first in self._keys(n):
+                return self._keys(n)[first]
+        return None
+
+    def count_fault_headers(self) -> None:
+        """Refuse a text with over MAX_FAULTS `[[faults]]` tables before parsing it all."""
+        if self.text.count("faults") > MAX_FAULTS and len(self._fault_sections) > MAX_FAULTS:
+            self.fail(_too_many(len(self._fault_sections)), fault=MAX_FAULTS)
+            self.refuse_if_any()
+
+    # -- the scenario
 
     def scenario(self, data: dict[str, Any]) -> Scenario:
-        unknown = sorted(set(data) - {"scenario", "faults"})
-        if unknown:
-            raise self.fail(
-                f"unknown top-level key {unknown[0]!r}; allowed: [scenario], [[faults]]",
-                key=unknown[0],
-            )
+        scenario = self._scenario(data)
+        self.refuse_if_any()
+        assert scenario is not None
+        return scenario
+
+    def _scenario(self, data: dict[str, Any]) -> Scenario | None:
+        if (deep := _too_deep(data)) is not None:
+            fault, key = deep
+            table = data["faults"][fault] if fault is not None else {}
+            self.fail(_TOO_DEEP, fault=fault, name=_label_of(table), key=key)
+            return None
+        for key in data:
+            if self.enough():
+                break
+            if key not in ("scenario", "faults"):
+                self.fail(
+                    f"unknown top-level key {shown(key)};"
+                    f"{_suggest(key, ('scenario', 'faults'))} allowed: [scenario], [[faults]]",
+                    key=key,
+                )
         head = data.get("scenario", {})
         if not isinstance(head, dict):
-            raise self.fail("[scenario] must be a table", key="scenario")
+            self.fail("[scenario] must be a table", key="scenario")
+            head = {}
         for key in head:
+            if self.enough():
+                break
             if key not in _SCENARIO_FIELDS:
-                raise self.fail(
-                    f"unknown field in [scenario]; allowed: {', '.join(_SCENARIO_FIELDS)}", key=key
+                self.fail(
+                    f"unknown field in [scenario];{_suggest(key, _SCENARIO_FIELDS)} "
+                    f"allowed: {', '.join(_SCENARIO_FIELDS)}",
+                    key=key,
                 )
         for key in ("name", "description", "source"):
             if key in head and not isinstance(head[key], str):
-                raise self.fail(f"{head[key]!r} is not a string", key=key)
+                self.fail(f"{shown(head[key])} is not a string", key=key)
+        if isinstance(head.get("name"), str) and (char := _unprintable(head["name"])):
+            self.fail(_control_in_name(head["name"], char), key="name")
         seed = head.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise self.fail(f"{seed!r} is not a whole number", key="seed")
+            self.fail(f"{shown(seed)} is not a whole number", key="seed")
         faults = data.get("faults", [])
         if not isinstance(faults, list):
-            raise self.fail("`faults` must be an array of tables: write [[faults]]", key="faults")
-        specs = tuple(self.fault(i, table) for i, table in enumerate(faults))
-        names = [spec.name for spec in specs]
+            self.fail("`faults` must be an array of tables: write [[faults]]", key="faults")
+            faults = []
+        if len(faults) > MAX_FAULTS:
+            self.fail(_too_many(len(faults)), fault=MAX_FAULTS)
+            return None
+        specs = [self._fault(i, table) for i, table in enumerate(faults)]
+        taken: dict[str, int] = {}
         for i, spec in enumerate(specs):
-            if names.index(spec.name) != i:
-                raise self.fail(
-                    f"the name {spec.name!r} is taken by fault "
-                    f"#{names.index(spec.name) + 1}; give each a distinct `name`",
+            if spec is None:
+                continue
+            if spec.name in taken:
+                self.fail(
+                    f"the name {spec.name!r} is taken by fault #{taken[spec.name] + 1}; "
+                    "give each a distinct `name`",
                     fault=i,
                     name=spec.name,
                     key="name",
                 )
+            taken.setdefault(spec.name, i)
+        if self.problems:
+            return None
         default_name = Path(self.file).stem if self.file != "<scenario>" else "scenario"
         return Scenario(
             name=head.get("name", default_name),
             description=head.get("description", ""),
             source=head.get("source", ""),
             seed=seed,
-            faults=specs,
+            faults=tuple(spec for spec in specs if spec is not None),
             path=None if self.file == "<scenario>" else self.file,
         )
 
+    # -- one fault
+
     def fault(self, index: int, table: Any) -> FaultSpec:
+        """`table` as the index-th fault, or a ScenarioError with every mistake in it."""
+        if (deep := _too_deep({"faults": [table]})) is not None:
+            self.fail(_TOO_DEEP, fault=index, name=_label_of(table), key=deep[1])
+        spec = self._fault(index, table) if not self.problems else None
+        self.refuse_if_any()
+        assert spec is not None
+        return spec
+
+    def _fault(self, index: int, table: Any) -> FaultSpec | None:
+        if self.enough():
+            return None
         if not isinstance(table, dict):
-            raise self.fail("each fault must be a table", fault=index)
+            self.fail("each fault must be a table", fault=index)
+            return None
+        before = len(self.problems)
         kind = table.get("type")
-        if kind is None:
-            raise self.fail(
-                "missing field 'type'; allowed: " + ", ".join(all_faults()), fault=index
-            )
+        label = _label_of(table)
         cls = get_fault(kind) if isinstance(kind, str) else None
-        if cls is None:
-            raise self.fail(
-                f"unknown fault type {kind!r}; allowed: {', '.join(all_faults())}",
+        if kind is None:
+            self.fail(
+                "missing field 'type'; allowed: " + ", ".join(all_faults()), fault=index, name=label
+            )
+        elif cls is None:
+            self.fail(
+                f"unknown fault type {shown(kind)};"
+                f"{_suggest(kind, all_faults())} allowed: {', '.join(all_faults())}",
                 fault=index,
+                name=label,
                 key="type",
             )
-        raw_name = table.get("name", kind)
-        declared = {p.name: p for p in cls.params}
-        known = set(declared) | {p.name for p in COMMON_FIELDS}
-        for key in table:
-            if key not in known:
-                raise self.fail(
-                    f"unknown field; {kind} takes: {', '.join(sorted(known))}",
+        declared = {p.name: p for p in cls.params} if cls else {}
+        values: dict[str, Any] = {}
+        window, match = Window(), Match()
+        for key, raw in table.items():
+            if self.enough():
+                break
+            param = _SCALAR_COMMON.get(key) or declared.get(key)
+            if param is not None:
+                values[key] = self.value(param, raw, index, label)
+            elif key == "window":
+                window = self.window(raw, index, label)
+            elif key == "match":
+                match = self.match(raw, index, label)
+            elif key != "type" and cls is not None:
+                known = sorted(set(declared) | {p.name for p in COMMON_FIELDS})
+                self.fail(
+                    f"unknown field;{_suggest(key, known)} {kind} takes: {', '.join(known)}",
                     fault=index,
-                    name=str(raw_name),
+                    name=label,
                     key=key,
                 )
-        common: dict[str, Any] = {}
-        for key, param in _SCALAR_COMMON.items():
-            common[key] = self.value(param, table, index, str(raw_name))
-        name = common.pop("name") or kind
-        settings = {key: self.value(param, table, index, name) for key, param in declared.items()}
+        for param in (*_SCALAR_COMMON.values(), *declared.values()):
+            if param.name in table:
+                continue
+            if param.required:
+                self.fail(
+                    f"missing; expected {param.allowed()}", fault=index, name=label, key=param.name
+                )
+            values[param.name] = None if param.optional else param.default
+        name: str = values.pop("name", None) or (kind if isinstance(kind, str) else "")
+        if char := _unprintable(name):
+            self.fail(_control_in_name(name, char), fault=index, name=label, key="name")
+        settings = {key: values.pop(key, None) for key in declared}
+        if cls is None or len(self.problems) > before:
+            return None
         try:
             cls.check(settings)
         except ParamError as error:
-            raise self.fail(str(error), fault=index, name=name, key=error.field) from None
+            self.fail(str(error), fault=index, name=name, key=error.field)
+            return None
         return FaultSpec(
-            type=kind,
-            name=name,
-            settings=settings,
-            window=self.window(table.get("window"), index, name),
-            match=self.match(table.get("match"), index, name),
-            **common,
+            type=cls.name, name=name, settings=settings, window=window, match=match, **values
         )
 
-    def value(self, param: Param, table: dict[str, Any], index: int, name: str) -> Any:
-        if param.name not in table:
-            if param.required:
-                raise self.fail(
-                    f"missing; expected {param.allowed()}", fault=index, name=name, key=param.name
-                )
-            return None if param.optional else param.default
+    def value(self, param: Param, raw: Any, index: int, name: str) -> Any:
         try:
-            return param.parse(table[param.name])
+            return param.parse(raw)
         except ParamError as error:
-            raise self.fail(str(error), fault=index, name=name, key=param.name) from None
+            self.fail(str(error), fault=index, name=name, key=param.name)
+            return None
 
     def window(self, raw: Any, index: int, name: str) -> Window:
-        if raw is None:
-            return Window()
         bounds = {
             "from": Param("from", "duration", "", default=0.0, minimum=0),
             "until": Param("until", "duration", "", default=math.inf, minimum=0),
         }
         if not isinstance(raw, dict):
-            raise self.fail(
+            self.fail(
                 'expected a table like { from = "30s", until = "90s" }',
                 fault=index,
                 name=name,
                 key="window",
             )
+            return Window()
+        before = len(self.problems)
         parsed: dict[str, float] = {}
         for key, value in raw.items():
+            if self.enough():
+                break
+            where = f"window.{key}"
             if key not in bounds:
-                raise self.fail(
-                    "unknown key; allowed: from, until", fault=index, name=name, key=f"window.{key}"
-                )
+                allowed = f"{_suggest(key, bounds)} allowed: from, until"
+                self.fail(f"unknown key;{allowed}", fault=index, name=name, key=where)
+                continue
             try:
                 parsed[key] = bounds[key].parse(value)
             except ParamError as error:
-                raise self.fail(str(error), fault=index, name=name, key=f"window.{key}") from None
+                self.fail(str(error), fault=index, name=name, key=where)
         window = Window(parsed.get("from", 0.0), parsed.get("until", math.inf))
-        if window.end <= window.start:
-            raise self.fail(
+        if len(self.problems) == before and window.end <= window.start:
+            self.fail(
                 "`until` must be later than `from`", fault=index, name=name, key="window.until"
             )
         return window
 
     def match(self, raw: Any, index: int, name: str) -> Match:
-        if raw is None:
-            return Match()
-
-        def bad(key: str, message: str) -> ScenarioError:
-            return self.fail(message, fault=index, name=name, key=f"match.{key}")
+        def bad(key: str, message: str) -> None:
+            self.fail(message, fault=index, name=name, key=f"match.{key}")
 
         if not isinstance(raw, dict):
-            raise self.fail(
+            self.fail(
                 'expected a table like { path = "/events*", method = "GET" }',
                 fault=index,
                 name=name,
                 key="match",
             )
+            return Match()
+        keys = ("path", "method", "headers")
         for key in raw:
-            if key not in ("path", "method", "headers"):
-                raise bad(key, "unknown key; allowed: path, method, headers")
+            if self.enough():
+                break
+            if key not in keys:
+                bad(key, f"unknown key;{_suggest(key, keys)} allowed: path, method, headers")
         path = raw.get("path")
         if path is not None and not isinstance(path, str):
-            raise bad("path", f"{path!r} is not a string (a glob such as '/events*')")
+            bad("path", f"{shown(path)} is not a string (a glob such as '/events*')")
+            path = None
         methods = raw.get("method", [])
         methods = [methods] if isinstance(methods, str) else methods
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-            raise bad("method", f"{raw['method']!r} is not a method or a list of methods")
+            bad("method", f"{shown(raw['method'])} is not a method or a list of methods")
+            methods = []
         headers = raw.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            raise bad("headers", "expected a table of header name = glob strings")
+            bad("headers", "expected a table of header name = glob strings")
+            headers = {}
         return Match(
             path=path,
             methods=tuple(m.upper() for m in methods),
             headers=tuple((k.lower(), v) for k, v in headers.items()),
         )
+
+
+def _suggest(word: Any, known: Iterable[str]) -> str:
+    """' did you mean 'delay'?' for a near miss (difflib), or nothing: ends the sentence
+    before 'allowed: ...'."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" did you mean {close[0]!r}?" if close else ""
+
+
+def _too_many(count: int) -> str:
+    return (
+        f"{count} faults, over the limit of {MAX_FAULTS}; vary one fault with `every`, "
+        "`first`, `probability` or `match` rather than repeating it"
+    )
+
+
+def _too_deep(data: Any) -> tuple[int | None, str | None] | None:
+    """Where tables or arrays nest over MAX_DEPTH deep, as (fault index, field), or None.
+
+    Iterative, so any depth is measured without recursion."""
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 0, ())]
+    while stack:
+        value, depth, path = stack.pop()  # path: the first three keys, enough to say where
+        if depth > MAX_DEPTH:
+            if path[0] == "faults" and len(path) > 2:
+                return path[1], path[2] if isinstance(path[2], str) else None
+            if path[0] == "scenario" and len(path) > 1:
+                return None, str(path[1])
+            return None, str(path[0])
+        items: Iterable[tuple[Any, Any]] = ()
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        stack.extend((item, depth + 1, (*path, key)[:3]) for key, item in items)
+    return None
+
+
+def _unprintable(text: str) -> str | None:
+    """The first control or line-separator character in `text`, if any."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+
+
+def _control_in_name(name: str, char: str) -> str:
+    return (
+        f"{shown(name)} contains the control character {char!r}; names appear in the "
+        "journal, /metrics and URLs, so use visible characters"
+    )
+
+
+def _label_of(table: Any) -> str:
+    """How a fault is named in messages: its `name`, else its type (if printable)."""
+    if not isinstance(table, dict):
+        return ""
+    for candidate in (table.get("name"), table.get("type")):
+        if isinstance(candidate, str) and candidate and not _unprintable(candidate):
+            return shown(candidate)[1:-1] if len(candidate) > 60 else candidate
+    return ""

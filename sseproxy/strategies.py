@@ -105,8 +105,10 @@ class _Bounds:
                 anything, min_size=1, max_size=8
             )
         names = st.text(_TOKEN, min_size=1, max_size=12)
-        if kind == "headers":
-            return st.dictionaries(names, st.text(_HEADER_VALUE, max_size=12), max_size=2)
+        if kind == "headers":  # as HTTP allows: no outer spaces, each name once in any case
+            value = st.text(_HEADER_VALUE, max_size=12).map(lambda text: text.strip(" "))
+            tables = st.dictionaries(names, value, max_size=2)
+            return tables.filter(lambda table: len({n.lower() for n in table}) == len(table))
         if kind == "names":
             return st.lists(names, max_size=2)
         raise InvalidArgument(f"{where}: cannot draw parameters of kind {kind!r}")

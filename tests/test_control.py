@@ -26,6 +26,7 @@ from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.scenario import parse_scenario
 from sseproxy.server import listen, serve_proxy
+from tests.test_scenario import TEN_MISTAKES
 
 FAST = origin.OriginSettings(interval=0.05, heartbeat=0)
 TOKEN = "s3cret-token"
@@ -319,6 +320,123 @@ async def test_a_bad_scenario_is_refused_with_the_cli_message_and_the_old_one_st
         assert stack.proxy.scenario is before
         assert (await stack.api.get("/scenario")).json()["name"] == "slow"
         assert not stack.journal.of_kind("scenario")
+
+
+async def test_a_refusal_carries_every_error_as_the_cli_words_them(tmp_path: Path) -> None:
+    bad = tmp_path / "ten.toml"
+    bad.write_text(TEN_MISTAKES)
+    validated = CliRunner().invoke(main, ["scenarios", "validate", str(bad)])
+    cli_lines = [line.removeprefix("invalid  ") for line in validated.output.splitlines()]
+    assert len(cli_lines) == 10
+    async with control_stack(LATENCY) as stack:
+        refused = await stack.api.put(
+            "/scenario", params={"file": str(bad)}, content=bad.read_bytes()
+        )
+        assert refused.status_code == 400
+        answer = refused.json()
+        assert answer["errors"] == cli_lines
+        assert answer["error"] == f"{cli_lines[0]} (and 9 more errors)"
+        fault = {"type": "idle-timeout", "timeout": "60", "acton": "close", "every": 0}
+        refused = await stack.api.post("/faults", json=fault)
+        assert refused.status_code == 400
+        assert refused.json()["errors"] == [
+            "fault #2 (idle-timeout), field 'timeout': '60' has no unit; write a duration "
+            "with a unit, e.g. '250ms', '15s', '10m', '1h'",
+            "fault #2 (idle-timeout), field 'acton': unknown field; did you mean 'action'? "
+            "idle-timeout takes: action, after, counts, direction, every, first, match, name, "
+            "probability, status, timeout, type, window",
+            "fault #2 (idle-timeout), field 'every': 0 is below the minimum; allowed: a whole "
+            "number (>= 1)",
+        ]
+        assert stack.proxy.scenario.name == "slow"
+
+
+async def test_a_fault_name_with_a_control_character_never_reaches_the_metrics() -> None:
+    async with control_stack(LATENCY) as stack:
+        refused = await stack.api.post("/faults", json={"type": "stall", "name": "x\r\ny 1"})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == (
+            "fault #2 (stall), field 'name': 'x\\r\\ny 1' contains the control character "
+            "'\\r'; names appear in the journal, /metrics and URLs, so use visible characters"
+        )
+        renamed = await stack.api.patch("/faults/latency", json={"name": "lag\r"})
+        assert renamed.status_code == 400
+        metrics = (await stack.api.get("/metrics")).text
+        assert "\r" not in metrics and "x\ny" not in metrics
+
+
+def deep_json(depth: int) -> bytes:
+    return b'{"faults": [{"type": "latency", "match": ' + b"[" * depth + b"]" * depth + b"}]}"
+
+
+async def test_deep_nesting_is_a_400_never_a_500() -> None:
+    deep_toml = '[[faults]]\ntype = "latency"\nmatch = ' + "[" * 5000 + "]" * 5000 + "\n"
+    async with control_stack(LATENCY) as stack:
+        for depth in (50, 100_000):  # one json.loads reads, one it cannot
+            refused = await stack.api.put("/scenario", content=deep_json(depth), headers=JSON)
+            assert refused.status_code == 400, refused.text
+            assert "nested" in refused.json()["error"]
+            fault = deep_json(depth)[12:-2]  # the fault table alone
+            refused = await stack.api.post("/faults", content=fault, headers=JSON)
+            assert refused.status_code == 400, refused.text
+            assert "nested" in refused.json()["error"]
+            patch = b'{"match": {"headers": ' + b"[" * depth + b"]" * depth + b"}}"
+            refused = await stack.api.patch("/faults/latency", content=patch, headers=JSON)
+            assert refused.status_code == 400, refused.text
+            assert "nested" in refused.json()["error"]
+        refused = await stack.api.put("/scenario", content=deep_toml.encode())
+        assert refused.status_code == 400
+        assert refused.json()["error"] == (
+            "<scenario>: cannot read: tables or arrays nested over 8 levels deep; "
+            "a scenario needs 5 at most"
+        )
+        assert stack.proxy.scenario.name == "slow"
+        assert not stack.journal.of_kind("control-error")
+
+
+async def longest_pause_while(stack: Stack, request: Any) -> tuple[httpx.Response, float]:
+    """The answer to `request` and the longest the event loop stood still meanwhile."""
+    pauses: list[float] = []
+    last = trio.current_time()
+
+    async def tick() -> None:
+        nonlocal last
+        while True:
+            await trio.sleep(0.005)
+            pauses.append(trio.current_time() - last)
+            last = trio.current_time()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tick)
+        answer = await request
+        nursery.cancel_scope.cancel()
+    return answer, max([*pauses, trio.current_time() - last])
+
+
+async def test_thirteen_thousand_faults_are_refused_without_stalling_the_streams() -> None:
+    toml = "".join(f'[[faults]]\ntype = "stall"\nname = "s{n}"\n\n' for n in range(13_000))
+    as_json = json.dumps({"faults": [{"type": "stall", "name": f"s{n}"} for n in range(13_000)]})
+    async with control_stack(LATENCY) as stack:
+        for body, headers in ((toml.encode(), {}), (as_json.encode(), JSON)):
+            refused, pause = await longest_pause_while(
+                stack, stack.api.put("/scenario", content=body, headers=headers)
+            )
+            assert refused.status_code == 400
+            assert "13000 faults, over the limit of 1000" in refused.json()["error"]
+            assert pause < 0.5  # was 1.4 s and more
+        assert stack.proxy.scenario.name == "slow"
+        thousand = "".join(f'[[faults]]\ntype = "stall"\nname = "s{n}"\n\n' for n in range(1000))
+        accepted = await stack.api.put("/scenario", content=thousand.encode())
+        assert accepted.status_code == 200
+        assert len(stack.proxy.scenario.faults) == 1000
+
+
+async def test_a_body_over_one_mib_is_413() -> None:
+    async with control_stack(LATENCY) as stack:
+        big = "# " + "x" * (1024 * 1024) + "\n"
+        refused = await stack.api.put("/scenario", content=big.encode())
+        assert refused.status_code == 413
+        assert refused.json() == {"error": "the body is over 1 MiB, the most this API reads"}
 
 
 async def test_tcp_mode_refuses_faults_with_match() -> None:

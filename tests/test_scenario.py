@@ -467,14 +467,19 @@ def test_to_toml_leaves_defaults_out() -> None:
     assert parsed.to_toml() == '[scenario]\nname = "scenario"\n\n[[faults]]\ntype = "latency"\n'
 
 
-@pytest.mark.parametrize("name", ["carriage\rreturn", "nul\x00", "del\x7f"])
-def test_to_toml_escapes_control_characters(name: str) -> None:
-    scenario = Scenario(name=name)
+@pytest.mark.parametrize("text", ["carriage\rreturn", "nul\x00", "del\x7f"])
+def test_to_toml_escapes_control_characters(text: str) -> None:
+    scenario = Scenario(name="x", description=text, source=text)
     assert parse_scenario(scenario.to_toml()) == scenario
 
 
 _TEXT = st.text(
     st.characters(exclude_categories=("Cc", "Cs"), include_characters="\n\t"), max_size=12
+)
+_NAME = st.text(st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=12)
+"""Names carry no control characters (they reach the journal, /metrics and URLs)."""
+_HEADER_VALUE = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=12).map(
+    lambda value: value.strip(" \t")
 )
 _TOKEN = st.text(st.sampled_from("!#$%&'*+-.^_`|~09AZaz"), min_size=1, max_size=6)
 _ASCII = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz-"), min_size=1, max_size=8)
@@ -503,7 +508,7 @@ def _value(param: Param) -> st.SearchStrategy[Any]:
     if param.kind == "choice":
         return st.sampled_from(param.choices)
     if param.kind == "headers":
-        return st.dictionaries(_TOKEN, _TEXT.filter(lambda t: "\n" not in t), max_size=2)
+        return st.dictionaries(_TOKEN, _HEADER_VALUE, max_size=2)
     if param.kind == "names":
         return st.lists(_TOKEN, max_size=2)
     assert param.kind == "str", f"no strategy for {param.kind}"
@@ -528,7 +533,7 @@ def fault_specs(draw: st.DrawFn) -> FaultSpec:
     headers = draw(st.dictionaries(_ASCII, _TEXT, max_size=2))
     return FaultSpec(
         type=kind,
-        name=draw(st.just(kind) | _TEXT.filter(bool)),
+        name=draw(st.just(kind) | _NAME.filter(bool)),
         settings=settings,
         direction=draw(st.sampled_from(["down", "up", "both"])),
         probability=draw(st.floats(0, 1)),
@@ -546,7 +551,7 @@ def fault_specs(draw: st.DrawFn) -> FaultSpec:
 
 @settings(max_examples=30, deadline=None)
 @given(
-    name=_TEXT,
+    name=_NAME,
     description=_TEXT,
     source=_TEXT,
     seed=st.none() | st.integers(-(2**63), 2**63 - 1),
@@ -701,3 +706,217 @@ def test_every_condition_must_hold() -> None:
 )
 def test_tcp_mode_only_matches_an_empty_match(match: Match) -> None:
     assert not match.matches(None)
+
+
+# -- settings that would fail every matching connection (issue 9 item 6) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "field", "message"),
+    [
+        ('target = "request"\nremove = ["Host"]', "remove", "a request cannot go without Host"),
+        ('target = "request"\nremove = ["host"]', "remove", "a request cannot go without Host"),
+        ('target = "request"\nadd = { Host = "b" }', "add", "a request has exactly one Host"),
+        ('set = { Transfer-Encoding = "gzip" }', "set", "Transfer-Encoding frames the message"),
+        ('set = { Content-Length = "abc" }', "set", "Content-Length frames the message"),
+        ('target = "request"\nremove = ["Content-Length"]', "remove", "frames the message"),
+        ('set = { X-A = "a\\u0001" }', "set", "contains the control character '\\x01'"),
+        ('add = { X-A = "\\u007f" }', "add", "contains the control character '\\x7f'"),
+        ('set = { X-A = " padded" }', "set", "starts or ends with a space or tab"),
+    ],
+)
+def test_headers_that_http_cannot_carry_are_refused(lines: str, field: str, message: str) -> None:
+    error = refusal(f'[[faults]]\ntype = "headers"\n{lines}\n')
+    line = 2 + next(n for n, text in enumerate(lines.split("\n"), 1) if text.startswith(field))
+    assert_names(error, f"s.toml:{line}:", "fault #1 (headers)", f"field {field!r}", message)
+    assert "\n" not in str(error)
+
+
+def test_the_response_may_lose_or_gain_a_host_header() -> None:
+    parse_scenario('[[faults]]\ntype = "headers"\nremove = ["Host"]\nadd = { Host = "x" }\n')
+
+
+def test_status_headers_are_checked_like_every_header_param() -> None:
+    error = refusal('[[faults]]\ntype = "status"\nheaders = { Content-Length = "3" }\n')
+    assert_names(error, "s.toml:3:", "fault #1 (status)", "field 'headers'", "frames the message")
+    error = refusal('[[faults]]\ntype = "status"\nheaders = { Retry-After = "5 " }\n')
+    assert_names(error, "field 'headers'", "starts or ends with a space")
+
+
+@pytest.mark.parametrize(
+    "bad", ["\\r", "\\n", "\\u0000", "\\u001b", "\\u007f", "\\u2028", "\\u0085"]
+)
+def test_names_with_control_characters_are_refused(bad: str) -> None:
+    error = refusal(f'[[faults]]\ntype = "latency"\nname = "slow{bad}x"\n')
+    assert_names(error, "s.toml:3:", "fault #1 (latency)", "field 'name'", "control character")
+    assert len(str(error).splitlines()) == 1
+    error = refusal(f'[scenario]\nname = "demo{bad}"\n')
+    assert_names(error, "s.toml:2:", "field 'name'", "control character")
+    assert len(str(error).splitlines()) == 1
+
+
+def test_names_may_be_any_visible_text() -> None:
+    parsed = parse_scenario(
+        '[scenario]\nname = "démo 1"\n[[faults]]\ntype = "stall"\nname = "ü ß"\n'
+    )
+    assert (parsed.name, parsed.faults[0].name) == ("démo 1", "ü ß")
+
+
+# -- nesting (issue 9 item 7) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[" * 5000 + "]" * 5000,  # tomllib itself recurses on these
+        "{a=" * 5000 + "1" + "}" * 5000,
+    ],
+)
+def test_deep_nesting_is_a_one_line_error(value: str) -> None:
+    error = refusal(f'[[faults]]\ntype = "latency"\nmatch = {value}\n')
+    assert_names(error, "s.toml: cannot read: tables or arrays nested over 8 levels deep")
+    assert len(str(error).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ('[[faults]]\ntype = "latency"\nmatch.', ("s.toml:3:", "fault #1 (latency)", "'match'")),
+        ("[scenario]\nname.", ("s.toml:2:", "field 'name'")),
+        ("", ("s.toml:1:", "field 'a'")),
+    ],
+)
+def test_deep_dotted_keys_are_a_one_line_error(where: str, expected: tuple[str, ...]) -> None:
+    error = refusal(where + ".".join(["a"] * 2000) + " = 1\n")
+    assert_names(error, *expected, "nested over 8 levels deep; a scenario needs 5 at most")
+    assert len(str(error).splitlines()) == 1
+
+
+def test_the_deepest_valid_scenario_loads() -> None:
+    parse_scenario('[[faults]]\ntype = "stall"\nmatch = { headers = { Accept = "*" } }\n')
+
+
+# -- how many faults (issue 9 item 8) -------------------------------------------------------
+
+
+def many(count: int) -> str:
+    return "".join(f'[[faults]]\ntype = "stall"\nname = "s{n}"\n\n' for n in range(count))
+
+
+def test_a_thousand_faults_load() -> None:
+    assert len(parse_scenario(many(scenario_module.MAX_FAULTS)).faults) == 1000
+
+
+def test_more_faults_than_the_limit_are_refused_before_parsing() -> None:
+    error = refusal(many(13_000))
+    assert_names(error, "s.toml:4001: fault #1001", "13000 faults, over the limit of 1000")
+    assert len(error.errors) == 1
+
+
+def test_the_limit_holds_for_inline_faults_too() -> None:
+    error = refusal("faults = [" + ", ".join(['{type = "stall"}'] * 1001) + "]\n")
+    assert_names(error, "fault #1001", "1001 faults, over the limit of 1000")
+
+
+def test_a_refusal_lists_the_first_hundred_errors_and_says_there_are_more() -> None:
+    text = "".join(f'[[faults]]\ntype = "stall"\nnmae = "{n}"\n\n' for n in range(1000))
+    error = refusal(text)
+    assert len(error.errors) == scenario_module.MAX_ERRORS + 1
+    assert error.errors[99].file == "s.toml:399"  # the 100th fault's `nmae`
+    assert error.lines[-1] == "s.toml: stopped after 100 errors; fix these and check again"
+
+
+def test_twenty_thousand_unknown_keys_give_a_hundred_errors() -> None:
+    text = "[scenario]\n" + "".join(f"k{n} = {n}\n" for n in range(20_000))
+    error = refusal(text)  # listing them all took a second per 20,000
+    assert len(error.errors) == 101
+    assert error.errors[-2].file == "s.toml:101"
+
+
+# -- every error in one pass (issue 15 item 4) ----------------------------------------------
+
+TEN_MISTAKES = """\
+[scenario]
+nmae = "typo"
+seed = "x"
+
+[[faults]]
+type = "latncy"
+probability = 2
+
+[[faults]]
+type = "idle-timeout"
+acton = "close"
+timeout = "60"
+window = { form = "1s", until = "x" }
+match = { pth = "/x" }
+
+[[faults]]
+name = "bad\\u0007"
+type = "stall"
+"""
+
+
+def test_every_error_in_one_pass_in_line_order() -> None:
+    error = refusal(TEN_MISTAKES)
+    lines = error.lines
+    assert str(error) == "\n".join(lines)
+    numbers = [int(line.split(":")[1]) for line in lines]
+    assert numbers == sorted(numbers) == [2, 3, 6, 7, 11, 12, 13, 13, 14, 17]
+    expected = [
+        ("field 'nmae'", "unknown field in [scenario]; did you mean 'name'?"),
+        ("field 'seed'", "'x' is not a whole number"),
+        ("fault #1 (latncy), field 'type'", "unknown fault type 'latncy'; did you mean 'latency'?"),
+        ("fault #1 (latncy), field 'probability'", "2 is above the maximum"),
+        ("fault #2 (idle-timeout), field 'acton'", "unknown field; did you mean 'action'?"),
+        ("fault #2 (idle-timeout), field 'timeout'", "'60' has no unit"),
+        ("fault #2 (idle-timeout), field 'window.form'", "did you mean 'from'?"),
+        ("fault #2 (idle-timeout), field 'window.until'", "'x' is not a duration"),
+        ("fault #2 (idle-timeout), field 'match.pth'", "did you mean 'path'?"),
+        ("fault #3 (stall), field 'name'", "contains the control character '\\x07'"),
+    ]
+    for line, (where, message) in zip(lines, expected, strict=True):
+        assert f": {where}: " in line and message in line, line
+    assert "allowed: " in lines[0] and "idle-timeout takes: " in lines[4]
+    assert (error.file, error.where) == ("s.toml:2", "field 'nmae'")  # the first one's
+    assert error.message.startswith("unknown field in [scenario]")
+
+
+def test_one_error_is_the_error_itself() -> None:
+    error = refusal('[[faults]]\ntype = "latency"\ndelay = "fast"\n')
+    assert error.errors == (error,)
+    assert error.lines == [str(error)]
+
+
+def test_no_suggestion_for_a_word_far_from_any() -> None:
+    error = refusal('[[faults]]\ntype = "zzzzzz"\n')
+    assert "did you mean" not in str(error)
+    error = refusal("[[faults]]\ntype = 3\n")
+    assert "did you mean" not in str(error)
+
+
+def test_common_fields_are_checked_even_when_the_type_is_unknown() -> None:
+    error = refusal('[[faults]]\ntype = "stal"\nevery = 0\ncustom = 1\n')
+    assert [e.where for e in error.errors] == [
+        "fault #1 (stal), field 'type'",
+        "fault #1 (stal), field 'every'",
+    ]  # an unknown type's own fields cannot be judged
+
+
+def test_errors_without_lines_keep_the_order_they_were_written() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_module._Reader("", "<control>").scenario(
+            {"faults": [{"type": "latency", "dealy": "1s", "every": 0}, {"type": "x"}]}
+        )
+    assert [e.where for e in caught.value.errors] == [
+        "fault #1 (latency), field 'dealy'",
+        "fault #1 (latency), field 'every'",
+        "fault #2 (x), field 'type'",
+    ]
+
+
+def test_faults_past_the_hundredth_error_are_not_checked_at_all() -> None:
+    text = "".join(f'[[faults]]\ntype = "stall"\nnmae = "{n}"\n\n' for n in range(100))
+    text += '[[faults]]\ntype = "reset"\nbytes = "1KiB"\n'  # reset.check would need `events`
+    error = refusal(text)
+    assert error.lines[-1] == "s.toml: stopped after 100 errors; fix these and check again"

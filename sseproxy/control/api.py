@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from importlib import metadata
 from typing import Any, Final, Literal
 from urllib.parse import quote
@@ -170,7 +171,7 @@ class Control:
             self._check_access(request)
             return await self._route(request)(request)
         except ApiError as error:
-            return Reply.json({"error": error.message}, error.status, headers=error.headers)
+            return error.reply()
 
     # -- scenario and faults
 
@@ -213,8 +214,8 @@ class Control:
         try:
             return _Reader("", "<control>").fault(index, table)
         except ScenarioError as error:
-            where = f"{error.where}: " if error.where else ""
-            raise ApiError(400, f"{where}{error.message}") from None
+            lines = [f"{e.where}: {e.message}" if e.where else e.message for e in error.errors]
+            raise _refusal(lines) from None
 
     async def index(self, request: Request) -> Reply:
         return Reply.json({"sseproxy": _version(), "endpoints": list(ENDPOINTS)})
@@ -244,18 +245,22 @@ class Control:
 
     async def put_scenario(self, request: Request) -> Reply:
         file = request.query.get("file") or "<scenario>"
-        try:
-            if _is_json(request):
+        if _is_json(request):
+
+            def read() -> Scenario:
                 data = _json_object(request, '{"scenario": {"name": "x"}, "faults": []}')
-                scenario = _Reader("", file).scenario(data)
-            else:
-                try:
-                    text = request.body.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ApiError(400, f"{file}: the scenario is not UTF-8 text") from None
-                scenario = parse_scenario(text, file=file)
+                return _Reader("", file).scenario(data)
+
+        else:
+            try:
+                text = request.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, f"{file}: the scenario is not UTF-8 text") from None
+            read = partial(parse_scenario, text, file=file)
+        try:  # in a thread: a big scenario must not stall the streams for its parse
+            scenario = await trio.to_thread.run_sync(read)
         except ScenarioError as error:
-            raise ApiError(400, str(error)) from None
+            raise _refusal(error.lines) from None
         self._apply(scenario, "replace")
         return Reply.json(self._scenario_json())
 
@@ -427,6 +432,13 @@ class Control:
             self.proxy.journal.write("control-error", "-", error=repr(error))
         finally:
             await trio.aclose_forcefully(stream)
+
+
+def _refusal(lines: list[str]) -> ApiError:
+    """400 for an invalid scenario or fault: every mistake in `errors`, the first (and how
+    many more) in `error`, worded as `sseproxy scenarios validate` words them."""
+    more = f" (and {len(lines) - 1} more errors)" if len(lines) > 1 else ""
+    return ApiError(400, lines[0] + more, errors=lines)
 
 
 def _number_of(info: dict[str, Any]) -> float:

@@ -20,18 +20,37 @@ import trio
 __all__ = ["MAX_BODY", "ApiError", "Handler", "Reply", "Request", "Streamed"]
 
 MAX_BODY: Final = 1024 * 1024
+"""Largest request body (413 past it). A scenario of `MAX_FAULTS` faults is 50 to 200 KiB;
+more is an error or an attack, and TOML past this size takes long to parse."""
 _RECEIVE: Final = 64 * 1024
 _JSON: Final = "application/json"
 
 
 class ApiError(Exception):
-    """A refused request: its status and a one-line message (sent as {"error": ...})."""
+    """A refused request: its status and a one-line message (sent as {"error": ...}).
 
-    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+    `errors`, when given, lists every mistake found (a scenario's), one line each; they
+    are sent as {"errors": [...]} beside the message that sums them up."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        errors: Iterable[str] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = " ".join(message.split("\n"))
         self.headers = list(headers)
+        self.errors = list(errors)
+
+    def reply(self) -> Reply:
+        body: dict[str, Any] = {"error": self.message}
+        if self.errors:
+            body["errors"] = self.errors
+        return Reply.json(body, self.status, headers=self.headers)
 
 
 @dataclass
@@ -86,6 +105,8 @@ def _json_body(request: Request) -> Any:
         return json.loads(request.body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "the body is not UTF-8") from None
+    except RecursionError:
+        raise ApiError(400, "the body is JSON nested too deeply to read") from None
     except json.JSONDecodeError as error:
         raise ApiError(400, f"the body is not valid JSON: {error}") from None
 
@@ -135,7 +156,7 @@ async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Reques
     if conn.they_are_waiting_for_100_continue:
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
-            return Reply.json({"error": f"the body is larger than {MAX_BODY} bytes"}, 413)
+            return _too_large()
         await stream.send_all(
             conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
         )
@@ -144,7 +165,7 @@ async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Reques
     while isinstance(body := await _next_event(conn, stream), h11.Data):
         total += len(body.data)
         if total > MAX_BODY:
-            return Reply.json({"error": f"the body is larger than {MAX_BODY} bytes"}, 413)
+            return _too_large()
         chunks.append(bytes(body.data))
     if not isinstance(body, h11.EndOfMessage):
         return None
@@ -159,6 +180,11 @@ async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Reques
         raw_headers=raw_headers,
         body=b"".join(chunks),
     )
+
+
+def _too_large() -> Reply:
+    message = f"the body is over {MAX_BODY // 1024 // 1024} MiB, the most this API reads"
+    return Reply.json({"error": message}, 413)
 
 
 def _response(reply: Reply | Streamed, status: int, close: bool) -> h11.Response:

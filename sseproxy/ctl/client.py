@@ -121,8 +121,10 @@ class ControlClient:
 
     def _problem(self, status: int, payload: bytes) -> click.ClickException:
         try:
-            message = str(json.loads(payload)["error"])
-        except (ValueError, KeyError, TypeError):
+            answer = json.loads(payload)
+            errors = answer.get("errors") or [answer["error"]]  # every mistake, a line each
+            message = "\nError: ".join(str(error) for error in errors)
+        except (ValueError, KeyError, TypeError, AttributeError):
             text = payload.decode("utf-8", "replace").strip().splitlines()
             message = text[0] if text else f"HTTP {status}"
         if status in (401, 403):

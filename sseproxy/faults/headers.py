@@ -45,8 +45,24 @@ class HeadersFault(Fault):
 
     @classmethod
     def check(cls, settings: Mapping[str, Any]) -> None:
+        """Refuse what would make every matching exchange fail inside the proxy: no change
+        at all, or a request without its one Host (framing headers and bad values are
+        refused by the `headers` and `names` kinds themselves)."""
         if not (settings["add"] or settings["set"] or settings["remove"]):
             raise ParamError("give at least one of `add`, `set`, `remove`", field="add")
+        if settings["target"] != "request":
+            return
+        if any(name.lower() == "host" for name in settings["remove"]):
+            raise ParamError(
+                "a request cannot go without Host (HTTP/1.1 requires it); "
+                'to send another one, write set = { Host = "..." }',
+                field="remove",
+            )
+        if any(name.lower() == "host" for name in settings["add"]):
+            raise ParamError(
+                'a request has exactly one Host; to change it, write set = { Host = "..." }',
+                field="add",
+            )
 
     def rewrite(self, headers: Headers) -> Headers:
         replaced = self.remove | {name for name, _ in self.set}
