@@ -30,6 +30,7 @@ from sseproxy.report_cli import report_command
 from sseproxy.scenario import Scenario, load_scenario, preset_names
 from sseproxy.server import listen, parse_hostport, serve_proxy
 from sseproxy.units import parse_duration
+from sseproxy.words import plural
 
 __all__ = ["main"]
 
@@ -405,7 +406,7 @@ def scenarios_validate(files: tuple[str, ...]) -> None:
             failed += 1
             click.echo(f"invalid  {error}")
         else:
-            click.echo(f"ok       {file} ({len(scenario.faults)} faults)")
+            click.echo(f"ok       {file} ({plural(len(scenario.faults), 'fault')})")
     sys.exit(1 if failed else 0)
 
 

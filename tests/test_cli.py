@@ -125,7 +125,7 @@ def test_validate_reports_each_file(tmp_path: Path) -> None:
     result = invoke("scenarios", "validate", str(good), str(bad))
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == f"ok       {good} (1 faults)"
+    assert lines[0] == f"ok       {good} (1 fault)"
     assert lines[1].startswith(f"invalid  {bad}:3: fault #1 (latency), field 'probability': ")
     assert "1.5 is above the maximum" in lines[1]
     assert len(lines) == 2
@@ -158,6 +158,20 @@ def test_list_shows_every_preset() -> None:
         assert line.split()[0] == name
         assert line.endswith(load_scenario(name).description)
         assert "(invalid" not in line
+
+
+def test_presets_say_nothing_from_outside_and_cite_public_sources() -> None:
+    listed = invoke("scenarios", "list").output
+    assert "user story" not in listed.lower()
+    root = Path(__file__).resolve().parent.parent
+    for name in preset_names():
+        scenario = load_scenario(name)
+        assert "user story" not in (scenario.description or "").lower(), name
+        for part in (scenario.source or "").split(";"):
+            part = part.strip()
+            assert not part.startswith(("../", "/", "~")), f"{name}: {part}"
+            if part.startswith("docs/"):
+                assert (root / part.split()[0]).is_file(), f"{name}: {part}"
 
 
 def test_show_prints_the_file(tmp_path: Path) -> None:

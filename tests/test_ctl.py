@@ -215,6 +215,13 @@ def test_scenario_show_and_load(live: Live, tmp_path: Path) -> None:
     loaded = live.ctl("scenario", "load", str(good))
     assert loaded.output.strip() == "loaded scenario two: 2 faults (stall, reset)"
     assert live.names() == ["stall", "reset"]
+    one = tmp_path / "one.toml"
+    one.write_text('[[faults]]\ntype = "stall"\n')
+    assert (
+        live.ctl("scenario", "load", str(one)).output.strip()
+        == "loaded scenario one: 1 fault (stall)"
+    )
+    assert live.ctl("scenario", "load", str(good)).exit_code == 0
     preset = live.ctl("scenario", "load", "nginx-default")  # resolved as `run --scenario` does
     try:
         expected = f"loaded scenario {load_scenario('nginx-default').name}: "

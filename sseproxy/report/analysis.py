@@ -1,7 +1,7 @@
 """Journal -> `Report`: totals, closes, durations, clients, reconnects, heartbeats, timeline.
 
-Connections are sorted into kinds first, because the user story's "146 % disconnect rate"
-came from counting unlike things against each other:
+Connections are sorted into kinds first, because a disconnect rate above 100 % comes
+from counting unlike things against each other:
 
 - stream: its response was a 2xx `text/event-stream` (an established stream);
 - failed: a stream attempt that got no stream: a request for a path that serves streams
@@ -32,11 +32,12 @@ from sseproxy.report.model import (
     Report,
     Totals,
 )
-from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, plural, reconnects
+from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, reconnects
 from sseproxy.report.records import Connection, Journals
 from sseproxy.report.stats import histogram, human_duration, summarize, ua_family
 from sseproxy.report.timeline import timeline
 from sseproxy.scenario import Scenario, load_scenario
+from sseproxy.words import plural
 
 __all__ = ["analyse", "kinds", "resolve_faults"]
 
@@ -203,37 +204,41 @@ def _disconnect_paragraph(
 ) -> str:
     if not established:
         return "No connection was established, so there is no disconnect rate."
-    noun = "streams" if label == "streams" else "connections"
+    noun = "stream" if label == "streams" else "connection"
+    were = "was" if established == 1 else "were"
     said = [
-        f"{established} {noun} were established and {closed} of them ended "
-        f"({_pct(closed / established)}); {established - closed} were still open at the end. "
-        f"Each is counted once when it opens and at most once when it ends, so this "
-        f"disconnect rate cannot exceed 100 %."
+        f"{plural(established, noun)} {were} established and {closed} of them ended "
+        f"({_pct(closed / established)}); {established - closed} {_be(established - closed)} "
+        "still open at the end. Each is counted once when it opens and at most once when it "
+        "ends, so this disconnect rate cannot exceed 100 %."
     ]
+    attempts = sum(failed.values())
     if label == "streams":
         said.append(
-            f"{reconnected} of the {established} streams were reconnects (a client's next "
+            f"{reconnected} of the {plural(established, 'stream')} "
+            f"{'was a reconnect' if reconnected == 1 else 'were reconnects'} (a client's next "
             "stream after one ended): each is a stream of its own, not an extra disconnect."
         )
-        attempts = sum(failed.values())
         if attempts:
             statuses = Counter[str]()
             for (status, _cause), n in failed.items():
                 statuses[status] += n
             shown = ", ".join(f"{status} x{n}" for status, n in statuses.most_common())
             said.append(
-                f"{attempts} attempts never became a stream ({shown}); they are counted "
-                "apart, not as disconnects."
+                f"{plural(attempts, 'attempt')} never became a stream ({shown}); "
+                f"{'it is' if attempts == 1 else 'they are'} counted apart, not as disconnects: "
+                f"counting {'it' if attempts == 1 else 'them'} with the {closed} that ended "
+                f"would give {_pct((closed + attempts) / established)}, which is not a "
+                "disconnect rate."
             )
     if closed:
         shown = ", ".join(f"{side} {n}" for side, n in sides.most_common())
         said.append(f"Who ended them: {shown}.")
-    said.append(
-        "A figure such as 180 'cancelled' against 123 'established' (146 %) counts something "
-        "other than established streams ending: failed attempts, reconnect attempts, or one "
-        "session cleaned up twice."
-    )
     return " ".join(said)
+
+
+def _be(count: int) -> str:
+    return "was" if count == 1 else "were"
 
 
 def _durations(population: list[Connection], label: str, end: float) -> Durations:
@@ -293,13 +298,15 @@ def _summary(report: Report) -> list[str]:
     for row in c.rows[:3]:
         detail = f' ("{row.example_detail}")' if row.example_detail else ""
         said.append(
-            f"{_pct(row.share)} of the {c.closed} {c.population} that ended: {row.cause}, "
+            f"{_pct(row.share)} of the {plural(c.closed, c.population.removesuffix('s'))} "
+            f"that ended: {row.cause}, "
             f"{row.side}{detail}."
         )
     for hb in report.heartbeats:
         said += [f"{hb.path}: {x.sentence}" for x in hb.checks if x.verdict != "unknown"]
     if r.reconnects:
         res = r.resume
+        unsent = res.sent_missing + res.sent_mismatch
         said.append(
             f"{plural(r.reconnects, 'reconnect')}: {plural(res.lost, 'event')} lost"
             + (f" (on {res.skipped} of them)" if res.lost else "")
@@ -308,12 +315,18 @@ def _summary(report: Report) -> list[str]:
                 if res.replayed
                 else ", none replayed"
             )
-            + "; the last id given was not sent back as Last-Event-ID "
-            + f"{plural(res.sent_missing + res.sent_mismatch, 'time')}."
+            + (
+                f"; the last id given was not sent back as Last-Event-ID "
+                f"{'once' if unsent == 1 else f'{unsent} times'}."
+                if unsent
+                else "."
+            )
         )
     if c.failed:
         attempts = sum(f.count for f in c.failed)
-        said.append(f"{attempts} attempts failed and are not counted as disconnects.")
+        said.append(
+            f"{plural(attempts, 'attempt')} failed and {_be(attempts)} not counted as disconnects."
+        )
     return said
 
 
@@ -334,8 +347,8 @@ def analyse(
     notes = [*journals.notes, *notes]
     if journals.unreadable:
         notes.append(
-            f"{journals.unreadable} journal lines could not be read (cut short or not JSON) "
-            "and were skipped"
+            f"{plural(journals.unreadable, 'journal line')} could not be read (cut short or "
+            f"not JSON) and {_be(journals.unreadable)} skipped"
         )
     streams = [c for c in conns if kind[c.key] == "stream"]
     failed = [c for c in conns if kind[c.key] == "failed"]
@@ -369,7 +382,7 @@ def analyse(
     if report.totals.span and report.durations.still_open.count:
         oldest = report.durations.still_open.max
         notes.append(
-            f"{report.durations.still_open.count} {label} still open at the end (the oldest "
-            f"{human_duration(oldest)} old): they are not in the duration statistics"
+            f"{plural(report.durations.still_open.count, label.removesuffix('s'))} still open at "
+            f"the end (the oldest {human_duration(oldest)} old): not in the duration statistics"
         )
     return report

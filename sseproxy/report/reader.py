@@ -30,6 +30,7 @@ from sseproxy.report.records import (
     Record,
     Request,
 )
+from sseproxy.words import plural
 
 __all__ = ["RACE_WINDOW", "build", "journal_from_records", "read_journals", "settle_races"]
 
@@ -157,7 +158,8 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
     settled = settle_races(connections)
     if settled:
         notes.append(
-            f"{len(settled)} connections were journaled as closed by the client just after a "
+            f"{plural(len(settled), 'connection')} {'was' if len(settled) == 1 else 'were'} "
+            "journaled as closed by the client just after a "
             f"fault had closed them ({', '.join(settled[:5])}{', ...' if len(settled) > 5 else ''}"
             "): the client was answering the fault's close, so they count as the fault's"
         )
