@@ -91,6 +91,11 @@ def test_status(live: Live) -> None:
     assert "open       0 connections (0 since start)" in result.output
     as_json = json.loads(live.ctl("status", "--json").output)
     assert as_json["scenario"] == "slow" and as_json["connections"]["open"] == 0
+    before = json.loads(live.ctl("--json", "status").output)  # either place
+    assert before.keys() == as_json.keys() and before["scenario"] == "slow"
+    assert json.loads(live.ctl("--json", "faults").output) == json.loads(
+        live.ctl("faults", "--json").output
+    )
 
 
 def test_faults_add_list_change_and_remove(live: Live) -> None:

@@ -64,9 +64,15 @@ def kinds(conns: Iterable[Connection]) -> dict[str, str]:
 
 
 def resolve_faults(
-    names: Iterable[str], override: Scenario | None = None
+    names: Iterable[str],
+    override: Scenario | None = None,
+    files: Mapping[str, list[str]] | None = None,
 ) -> tuple[dict[str, FaultInfo], list[str]]:
-    """The faults of the scenarios the journal names (by preset or file), or of `override`."""
+    """The faults of the scenarios the journal names, or of `override`.
+
+    A name is looked for in `files` first (its file next to the journal, or where the
+    journal's `started` record says it was), then as a preset or a file here.
+    """
     scenarios: list[Scenario] = []
     notes: list[str] = []
     if override is not None:
@@ -75,12 +81,14 @@ def resolve_faults(
         for name in names:
             if name in ("", "none"):
                 continue
-            try:
-                scenarios.append(load_scenario(name))
-            except ScenarioError:
+            found = _find_scenario(name, (files or {}).get(name, []))
+            if found is not None:
+                scenarios.append(found)
+            else:
                 notes.append(
-                    f"scenario {name!r} is neither a preset nor a file here: fault types and "
-                    "timeouts come from the journal only (give it with --scenario)"
+                    f"scenario {name!r} is neither a preset nor a file next to the journal "
+                    "or where it was run: fault types and timeouts come from the journal only "
+                    "(give it with --scenario)"
                 )
     faults: dict[str, FaultInfo] = {}
     for scenario in scenarios:
@@ -88,6 +96,17 @@ def resolve_faults(
             info = FaultInfo(spec.name, spec.type, dict(spec.settings), spec.direction)
             faults.setdefault(spec.name, info)
     return faults, notes
+
+
+def _find_scenario(name: str, places: list[str]) -> Scenario | None:
+    for place in [*places, name]:
+        try:
+            scenario = load_scenario(place)
+        except ScenarioError:
+            continue
+        if place == name or scenario.name == name:
+            return scenario
+    return None
 
 
 def _short(detail: str) -> str:
@@ -343,7 +362,7 @@ def analyse(
     """
     conns = sorted(journals.connections, key=lambda c: (c.opened, c.key))
     kind = kinds(conns)
-    faults, notes = resolve_faults(journals.scenarios, scenario)
+    faults, notes = resolve_faults(journals.scenarios, scenario, journals.scenario_files)
     notes = [*journals.notes, *notes]
     if journals.unreadable:
         notes.append(

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sseproxy.errors import ConfigError
@@ -173,7 +174,25 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
         notes=notes,
         end=end,
         started=[run.started for run in runs if run.started is not None],
+        scenario_files=_scenario_files(runs),
     )
+
+
+def _scenario_files(runs: list[_Run]) -> dict[str, list[str]]:
+    """Where each run's scenario file may be (see `Journals.scenario_files`)."""
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        started = run.started or {}
+        name = _text(started.get("scenario"))
+        if not name or name == "none":
+            continue
+        recorded = _text(started.get("scenario_file"))
+        here = Path(run.source).parent if run.source != "-" else Path()
+        candidates = [str(here / Path(recorded).name)] if recorded else []
+        candidates += [str(here / f"{name}.toml")] + ([recorded] if recorded else [])
+        places = found.setdefault(name, [])
+        places += [c for c in candidates if c not in places]
+    return found
 
 
 def _place(runs: list[_Run]) -> list[float]:
