@@ -33,7 +33,15 @@ from sseproxy.report.records import (
 )
 from sseproxy.words import plural
 
-__all__ = ["RACE_WINDOW", "build", "journal_from_records", "read_journals", "settle_races"]
+__all__ = [
+    "DROPPED",
+    "RACE_WINDOW",
+    "build",
+    "journal_from_records",
+    "read_journals",
+    "settle_drops",
+    "settle_races",
+]
 
 
 def _text(value: Any) -> str | None:
@@ -156,6 +164,14 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
                 conn.scenario, conn.seed = scenario, seed
                 connections.append(conn)
             _apply(conn, record, t)
+    dropped = settle_drops(connections)
+    if dropped:
+        notes.append(
+            f"{plural(len(dropped), 'connection')} {'was' if len(dropped) == 1 else 'were'} "
+            f"journaled as closed after a fault had dropped the flow, leaving it half-open "
+            f"({', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}): the close only "
+            "noticed a stream that was already dead, so they count as the fault's"
+        )
     settled = settle_races(connections)
     if settled:
         notes.append(
@@ -303,6 +319,36 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
 
 RACE_WINDOW = 1.0
 """Seconds between a fault closing a connection and the client's own close that follows."""
+
+
+DROPPED = "flow dropped"
+"""In a fault's `note`: it forgot the flow and left the socket open (a half-open drop,
+`idle-timeout` with `action = "drop"`); nothing reaches either side any more."""
+
+
+def settle_drops(connections: Iterable[Connection]) -> list[str]:
+    """Blame the fault that dropped a flow for the close that followed, whoever noticed it.
+
+    After a half-open drop the journal has a `fault` record (action `note`) and, much later,
+    the close of whoever gave up first (usually the client's own timeout). The stream died
+    at the drop. Returns the keys changed.
+    """
+    changed = []
+    for conn in connections:
+        if conn.closed_at is None or conn.journaled_cause is not None:
+            continue
+        closed_at = conn.closed_at
+        drops = [
+            f
+            for f in conn.faults
+            if f.action == "note" and DROPPED in f.detail and f.t <= closed_at
+        ]
+        if drops and not (conn.by == "proxy" and conn.reason == drops[0].fault):
+            fault = drops[0]
+            conn.journaled_cause = conn.cause
+            conn.by, conn.reason, conn.detail = "proxy", fault.fault, fault.detail
+            changed.append(conn.key)
+    return changed
 
 
 def settle_races(connections: Iterable[Connection]) -> list[str]:

@@ -174,3 +174,31 @@ async def test_idle_timeout_cuts_and_still_open_streams(autojump_clock: MockCloc
         1,
         "cut",
     )
+
+
+async def test_a_half_open_drop_is_blamed_on_the_fault(autojump_clock: MockClock) -> None:
+    """`idle-timeout action="drop"` forgets the flow; the client notices only 40 s later,
+    by its own read timeout, and closes: the report blames the drop, not the client."""
+    scenario = (
+        '[scenario]\nname = "drop-20s"\n\n[[faults]]\ntype = "idle-timeout"\n'
+        'timeout = "20s"\naction = "drop"\n'
+    )
+    quiet = origin.OriginSettings(interval=100, heartbeat=0)
+    async with scripted_proxy(scenario, origin_upstream(quiet)) as sp:
+        client = sp.client("10.0.0.9:1")
+        with trio.move_on_after(60):  # the client's read timeout
+            await client.get("/events", [("user-agent", "curl/8.4.0")])
+        await client.stream.aclose()
+        (closed,) = await sp.journal.wait_for("closed")
+        records = list(sp.journal.records)
+    assert (closed["by"], closed["reason"]) == ("client", "client-closed")  # as journaled
+    report = analyse(journal_from_records(records))
+    (row,) = report.closes.rows
+    assert (row.cause, row.side, row.fault_type) == (
+        "proxy/idle-timeout",
+        "intermediary (fault)",
+        "idle-timeout",
+    )
+    assert "flow dropped" in row.example_detail
+    assert "100 % of the 1 stream that ended: proxy/idle-timeout" in flat(" ".join(report.summary))
+    assert any("dropped the flow" in note and "c1" in note for note in report.notes)
