@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from sseproxy.errors import ScenarioError
 from sseproxy.report.causes import explain, side_of
+from sseproxy.report.exchanges import streams_of
 from sseproxy.report.heartbeats import FaultInfo, heartbeats
 from sseproxy.report.model import (
     ClientGroup,
@@ -128,6 +129,8 @@ def _status(conn: Connection) -> str:
 
 
 def _totals(journals: Journals, conns: list[Connection], kind: Mapping[str, str]) -> Totals:
+    """Connections, requests and statuses from the connections as journaled; the kinds
+    (streams, failed attempts...) from `kind`, where each stream counts on its own."""
     kinds_seen = Counter(kind.values())
     requests = [r for c in conns for r in c.requests if r.target]
     paths = Counter(r.path for r in requests)
@@ -299,7 +302,7 @@ def _clients(conns: list[Connection], found: Lineage) -> list[ClientGroup]:
                 host=host,
                 family=family,
                 user_agents=[ua for ua, _n in agents.most_common()],
-                connections=len(members),
+                connections=len({c.carrier or c.key for c in members}),
                 streams=sum(1 for c in members if kind[c.key] == "stream"),
                 failed=sum(1 for c in members if kind[c.key] == "failed"),
                 reconnects=sum(reconnected[c.key] for c in members),
@@ -349,6 +352,10 @@ def _summary(report: Report) -> list[str]:
     return said
 
 
+def _order(conn: Connection) -> tuple[float, str]:
+    return conn.opened, conn.key
+
+
 def analyse(
     journals: Journals,
     scenario: Scenario | None = None,
@@ -360,7 +367,10 @@ def analyse(
     A stream attempt opened within `reconnect_window` seconds after the same client's
     previous one closed is a reconnect; later, it starts a new chain.
     """
-    conns = sorted(journals.connections, key=lambda c: (c.opened, c.key))
+    wholes = sorted(journals.connections, key=lambda c: (c.opened, c.key))
+    conns = sorted(
+        (part for c in wholes for part in streams_of(c)), key=lambda c: (c.opened, c.key)
+    )
     kind = kinds(conns)
     faults, notes = resolve_faults(journals.scenarios, scenario, journals.scenario_files)
     notes = [*journals.notes, *notes]
@@ -383,12 +393,22 @@ def analyse(
             [c for c in conns if kind[c.key] != "no-request"] or conns,
             "connections",
         )
+    carried = Counter(c.carrier for c in conns if c.carrier)
+    if carried:
+        shown = ", ".join(f"{key} {n}" for key, n in list(carried.items())[:5])
+        notes.append(
+            f"{plural(len(carried), 'keep-alive connection')} carried several streams one "
+            f"after the other ({shown}{', ...' if len(carried) > 5 else ''}): each stream is "
+            "counted on its own, as KEY#1, KEY#2..."
+        )
     if not conns:
         notes.append("the journal has no connections")
-    elif streams and any(c.events_down is None for c in streams if not c.is_open):
+    elif streams and any(
+        c.events_down is None for c in streams if not c.is_open and c.carrier is None
+    ):
         notes.append("some streams have no event counts (journal written by an older sseproxy)")
     report = Report(
-        totals=_totals(journals, conns, kind),
+        totals=_totals(journals, wholes, kind),
         closes=_closes(population, label, failed, reconnected, faults),
         durations=_durations(population, label, journals.end),
         clients=_clients(conns, found),

@@ -272,6 +272,9 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
         request = _for_req(conn, _int(record.get("req"))) or _current(conn, t)
         request.ended_by = _text(record.get("by"))
         request.ended_reason = _text(record.get("reason"))
+        request.ended_detail = _text(record.get("detail"))
+        request.ended_at = t
+        request.duration = _number(record.get("duration"))
     elif kind == "fault":
         conn.faults.append(
             FaultFired(
@@ -280,6 +283,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
                 action=_text(record.get("action")) or "",
                 detail=_text(record.get("detail")) or "",
                 direction=_text(record.get("direction")) or "",
+                exchange=len(conn.requests),
             )
         )
     elif kind == "faults":  # TCP mode: the faults chosen for a connection without requests
@@ -298,6 +302,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
                 id=_text(record.get("id")),
                 type=_text(record.get("type")) or _text(record.get("event")),
                 size=_int(record.get("size")),
+                exchange=len(conn.requests),
             )
         )
     elif kind == "closed":
