@@ -274,7 +274,7 @@ def render_html(report: Report) -> str:
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
     title = f"sseproxy report: {', '.join(t.journals)}"
     subtitle = (
-        f"{t.runs} run{'s' if t.runs != 1 else ''}, {human_duration(t.span)}; scenario "
+        f"{plural(t.runs, 'run')}, {human_duration(t.span)}; scenario "
         f"{', '.join(t.scenarios) or 'none'}, seed {', '.join(map(str, t.seeds)) or '-'}"
     )
     return PAGE.format(

@@ -85,7 +85,7 @@ def render_text(report: Report) -> str:
     out: list[str] = []
     scenarios = ", ".join(t.scenarios) or "none"
     seeds = ", ".join(str(s) for s in t.seeds) or "-"
-    runs = f"{t.runs} run" + ("s" if t.runs != 1 else "")
+    runs = plural(t.runs, "run")
     out += [
         f"sseproxy report: {', '.join(t.journals)} ({runs}, {human_duration(t.span)}; "
         f"scenario {scenarios}, seed {seeds})",
