@@ -34,8 +34,9 @@ class _UsageProblem(click.ClickException):
     "--scenario",
     "scenario_name",
     metavar="FILE|PRESET",
-    help="The scenario the journal was recorded with, when the name in the journal is "
-    "not a preset or a file here (fault types and timeouts come from it).",
+    help="The scenario the journal was recorded with (fault types and timeouts come from "
+    "it). By default: the file the journal names, next to the journal or where it was "
+    "run, else a preset of that name.",
 )
 @click.option(
     "--reconnect-window",
