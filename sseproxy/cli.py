@@ -30,6 +30,7 @@ from sseproxy.report_cli import report_command
 from sseproxy.scenario import Scenario, load_scenario, preset_names
 from sseproxy.server import default_max_connections, listen, parse_hostport, serve_proxy
 from sseproxy.units import parse_duration
+from sseproxy.words import plural
 
 __all__ = ["main"]
 
@@ -268,6 +269,7 @@ async def _proxy(
             bound = listener.socket.getsockname()[1]
             proxy = Proxy(settings, scenario, journal, seed=seed)
             upstream, mode = settings.upstream, settings.mode
+            file = str(Path(scenario.path).resolve()) if scenario.path else None
             journal.write(
                 "started",
                 "-",
@@ -275,6 +277,7 @@ async def _proxy(
                 upstream=str(upstream),
                 mode=mode,
                 max_connections=settings.max_connections,
+                scenario_file=file,  # so that `report` finds it (next to the journal, or here)
             )
             if control is not None and control_listener is not None:
                 serve = partial(serve_control, proxy, control_listener, token=control_token)
@@ -285,9 +288,14 @@ async def _proxy(
             print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what} {upstream}", file=out)
             faults = ", ".join(spec.name for spec in scenario.faults) or "none"
             print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
-            if mode == "http":
-                path = "/events" if builtin else "/"
-                print(f"try: curl -N http://{shown}:{bound}{path}", file=out)
+            if mode == "http" and builtin:
+                print(f"try: curl -N http://{shown}:{bound}/events", file=out)
+            elif mode == "http":
+                print(
+                    f"try: curl -N http://{shown}:{bound}/PATH (PATH: where {upstream} "
+                    "serves its event stream; requests keep their path)",
+                    file=out,
+                )
             if control is not None and control_listener is not None:
                 url = control_url(control[0], control_listener.socket.getsockname()[1])
                 default = url == control_url("127.0.0.1", DEFAULT_PORT)
@@ -339,8 +347,8 @@ def serve(listen_at: str, **overrides: str | None) -> None:
     Endpoints:
       /events   numbered events; query parameters override the defaults:
                 ?interval=0.5&heartbeat=0&hb=event&size=1KiB&count=100&retry=3000
-                resumes after the Last-Event-ID header
-      /status/N an empty response with status N
+                (any other parameter: 400); resumes after the Last-Event-ID header
+      /status/N a response with status N (body: 'status N')
       /echo     POST or PUT: the body back
 
     \b
@@ -430,7 +438,7 @@ def scenarios_validate(files: tuple[str, ...]) -> None:
             for line in error.lines:
                 click.echo(f"invalid  {line}")
         else:
-            click.echo(f"ok       {file} ({len(scenario.faults)} faults)")
+            click.echo(f"ok       {file} ({plural(len(scenario.faults), 'fault')})")
     sys.exit(1 if failed else 0)
 
 

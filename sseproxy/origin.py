@@ -297,7 +297,7 @@ def _index(settings: OriginSettings) -> str:
         "GET      /events         event stream; resumes after a Last-Event-ID header\n"
         "GET|HEAD /status/{code}  respond with that status (200-599)\n"
         "POST|PUT /echo           respond with the request body\n\n"
-        f"/events query parameters:\n{params}"
+        f"/events query parameters (any other is answered 400):\n{params}"
     )
 
 
@@ -316,8 +316,10 @@ async def _events(
     overrides: dict[str, Any] = {}
     try:
         for name, text in parse_qsl(query, keep_blank_values=True):
-            if name in SETTING_DOCS:
-                overrides[name] = parse_setting(name, text)
+            if name not in SETTING_DOCS:  # a typo ('intervl') must not pass unnoticed
+                known = ", ".join(SETTING_DOCS)
+                raise UnitError(f"unknown query parameter {name!r}: known are {known}")
+            overrides[name] = parse_setting(name, text)
     except UnitError as exc:
         await ex.reply(400, f"{exc}\n".encode())
         return

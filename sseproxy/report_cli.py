@@ -1,7 +1,8 @@
 """`sseproxy report JOURNAL...`: the click command (registered in cli.py).
 
 Exit status: 0 the report was written, 2 a usage or configuration error (a journal that
-cannot be read, an unknown scenario, an HTML file that cannot be written).
+cannot be read or has no journal line, an unknown scenario, an HTML file that cannot be
+written).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class _UsageProblem(click.ClickException):
     "--scenario",
     "scenario_name",
     metavar="FILE|PRESET",
-    help="The scenario the journal was recorded with, when the name in the journal is "
-    "not a preset or a file here (fault types and timeouts come from it).",
+    help="The scenario the journal was recorded with (fault types and timeouts come from "
+    "it). By default: the file the journal names, next to the journal or where it was "
+    "run, else a preset of that name.",
 )
 @click.option(
     "--reconnect-window",
@@ -70,7 +72,15 @@ def report_command(
     try:
         window = parse_duration(reconnect_window, bare_seconds=True)
         scenario = load_scenario(scenario_name) if scenario_name else None
-        report = analyse(read_journals(journals), scenario, reconnect_window=window)
+        read = read_journals(journals)
+        if not read.runs:
+            what = "no journal line" + (
+                f" ({read.unreadable} unreadable)" if read.unreadable else ""
+            )
+            raise _UsageProblem(
+                f"{', '.join(journals)}: {what}; give the file `sseproxy run --journal FILE` wrote"
+            )
+        report = analyse(read, scenario, reconnect_window=window)
     except (SseproxyError, UnitError) as error:
         raise _UsageProblem(str(error)) from None
     if html_path is not None:

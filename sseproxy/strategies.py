@@ -31,7 +31,7 @@ from sseproxy.scenario import COMMON_FIELDS, FaultSpec, Scenario, Window
 from sseproxy.testing._sse import chunkings, sse_events, sse_streams
 from sseproxy.units import format_duration, parse_duration, parse_size
 
-__all__ = ["chunkings", "faults", "scenarios", "sse_events", "sse_streams"]
+__all__ = ["chunkings", "disconnects", "faults", "scenarios", "sse_events", "sse_streams"]
 
 _COMMON = {param.name: param for param in COMMON_FIELDS}
 _DIRECTIONS = ("down", "up", "both")
@@ -232,6 +232,45 @@ def scenarios(
 
 
 _faults = faults
+_HOWS = ("close", "end", "reset")
+_WHERES = ("boundary", "mid-event")
+
+
+def disconnects(
+    *,
+    max_events: int = 19,
+    hows: Sequence[str] = _HOWS,
+    wheres: Sequence[str] = _WHERES,
+) -> st.SearchStrategy[FaultSpec]:
+    """A fault that breaks every stream mid-stream: after 1 to `max_events` events.
+
+    A `reset` (when 'reset' is among `hows`) or a `cut` (at an event boundary or, with
+    'mid-event' among `wheres`, inside the next event; ended as one of `hows`: 'close',
+    'end', 'reset'). Every connection gets at least one event before the break, so a
+    client that resumes with Last-Event-ID always makes progress, and one that does not is
+    caught repeating events. The counts apply per connection, from its start. The simplest
+    draw, which hypothesis tries first and shrinks to, is a reset after 1 event.
+    """
+    high = _whole("max_events", max_events, 1)
+    for option, value, allowed in (("hows", hows, _HOWS), ("wheres", wheres, _WHERES)):
+        if isinstance(value, str) or not value or not set(value) <= set(allowed):
+            raise InvalidArgument(f"{option}={value!r}: give some of {', '.join(allowed)}")
+    counts = st.integers(1, high)
+    how = st.sampled_from(sorted(set(hows), key=_HOWS.index))
+    where = st.sampled_from(sorted(set(wheres), key=_WHERES.index))
+    cut = st.builds(lambda n, w, h: _spec("cut", events=n, where=w, how=h), counts, where, how)
+    if "reset" not in hows:
+        return cut
+    return counts.map(lambda n: _spec("reset", events=n)) | cut
+
+
+def _spec(kind: str, **settings: Any) -> FaultSpec:
+    """A `FaultSpec` of `kind` with every declared parameter (defaults, then `settings`)."""
+    declared = {
+        param.name: None if param.optional or param.required else param.default
+        for param in all_faults()[kind].params
+    }
+    return FaultSpec(type=kind, name=kind, settings={**declared, **settings})
 
 
 def scenario(name: str, seed: int, faults: list[FaultSpec]) -> Scenario:

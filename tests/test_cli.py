@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +18,7 @@ from click.testing import CliRunner, Result
 from sseproxy.cli import main
 from sseproxy.faults import all_faults
 from sseproxy.scenario import COMMON_FIELDS, load_scenario, preset_names
+from tests.subprocesses import Lines
 
 GOOD = '[scenario]\ndescription = "fine"\n\n[[faults]]\ntype = "latency"\n'
 BAD = '[[faults]]\ntype = "latency"\nprobability = 1.5\n'
@@ -125,7 +132,7 @@ def test_validate_reports_each_file(tmp_path: Path) -> None:
     result = invoke("scenarios", "validate", str(good), str(bad))
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == f"ok       {good} (1 faults)"
+    assert lines[0] == f"ok       {good} (1 fault)"
     assert lines[1].startswith(f"invalid  {bad}:3: fault #1 (latency), field 'probability': ")
     assert "1.5 is above the maximum" in lines[1]
     assert len(lines) == 2
@@ -158,6 +165,20 @@ def test_list_shows_every_preset() -> None:
         assert line.split()[0] == name
         assert line.endswith(load_scenario(name).description)
         assert "(invalid" not in line
+
+
+def test_presets_say_nothing_from_outside_and_cite_public_sources() -> None:
+    listed = invoke("scenarios", "list").output
+    assert "user story" not in listed.lower()
+    root = Path(__file__).resolve().parent.parent
+    for name in preset_names():
+        scenario = load_scenario(name)
+        assert "user story" not in (scenario.description or "").lower(), name
+        for part in (scenario.source or "").split(";"):
+            part = part.strip()
+            assert not part.startswith(("../", "/", "~")), f"{name}: {part}"
+            if part.startswith("docs/"):
+                assert (root / part.split()[0]).is_file(), f"{name}: {part}"
 
 
 def test_show_prints_the_file(tmp_path: Path) -> None:
@@ -261,3 +282,54 @@ def test_serve_bad_settings(option: str, value: str) -> None:
 
 def test_serve_bad_listen() -> None:
     assert_usage_error(invoke("serve", "--listen", "nonsense"), "is not HOST:PORT")
+
+
+def test_run_records_the_scenario_file_and_report_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint names a path to fill in; `started` has the scenario's path; `report` finds
+    the scenario by that path, and next to the journal once both were moved."""
+    here, elsewhere, moved = tmp_path / "here", tmp_path / "elsewhere", tmp_path / "moved"
+    for folder in (here, elsewhere, moved):
+        folder.mkdir()
+    (here / "my-scenario.toml").write_text('[[faults]]\ntype = "idle-timeout"\ntimeout = "3s"\n')
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        upstream = f"http://127.0.0.1:{free.getsockname()[1]}"
+    command = [sys.executable, "-m", "sseproxy", "run", "--listen", "127.0.0.1:0"]
+    command += ["--upstream", upstream, "--scenario", "my-scenario.toml", "--journal", "run.jsonl"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, cwd=here, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = Lines(proc.stdout)
+            hint = lines.wait_for(r"^try: curl -N (http://127\.0\.0\.1:\d+)(\S*)(.*)$")
+            assert hint.group(2) == "/PATH" and upstream in hint.group(3)
+            lines.wait_for("^stop with Ctrl-C$")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+    started = json.loads((here / "run.jsonl").read_text().splitlines()[0])
+    assert started["kind"] == "started"
+    assert started["scenario"] == "my-scenario"
+    assert started["scenario_file"] == str(here / "my-scenario.toml")
+
+    def notes(journal: Path) -> list[str]:
+        result = invoke("report", str(journal), "--json")
+        assert result.exit_code == 0, result.output
+        return list(json.loads(result.output)["notes"])
+
+    monkeypatch.chdir(elsewhere)
+    assert not any("my-scenario" in note for note in notes(here / "run.jsonl"))
+    for name in ("run.jsonl", "my-scenario.toml"):
+        (here / name).rename(moved / name)
+    assert not any("my-scenario" in note for note in notes(moved / "run.jsonl"))
+    (moved / "my-scenario.toml").unlink()
+    assert any("'my-scenario' is neither" in note for note in notes(moved / "run.jsonl"))
+
+
+def test_serve_help_says_what_status_n_and_unknown_parameters_get() -> None:
+    text = invoke("serve", "--help").output
+    assert "an empty response" not in text
+    assert "/status/N a response with status N (body: 'status N')" in text
+    assert "(any other parameter: 400)" in text

@@ -599,7 +599,7 @@ async def test_connections_are_listed_and_killed() -> None:
     async with control_stack() as stack:
         api = stack.api
         assert (await api.get("/connections")).json() == {"connections": []}
-        first = await stack.open_stream("/events?n=1")
+        first = await stack.open_stream("/events?hb=comment")
         await first.read_until(b"id: 2\n")
         second = await stack.open_stream()
         await second.read_until(b"id: 1\n")
@@ -608,7 +608,7 @@ async def test_connections_are_listed_and_killed() -> None:
         c1 = listed[0]
         assert (c1["method"], c1["path"], c1["client"], c1["mode"]) == (
             "GET",
-            "/events?n=1",
+            "/events?hb=comment",
             "127.0.0.1",
             "http",
         )

@@ -91,6 +91,11 @@ def test_status(live: Live) -> None:
     assert "open       0 connections (0 since start)" in result.output
     as_json = json.loads(live.ctl("status", "--json").output)
     assert as_json["scenario"] == "slow" and as_json["connections"]["open"] == 0
+    before = json.loads(live.ctl("--json", "status").output)  # either place
+    assert before.keys() == as_json.keys() and before["scenario"] == "slow"
+    assert json.loads(live.ctl("--json", "faults").output) == json.loads(
+        live.ctl("faults", "--json").output
+    )
 
 
 def test_faults_add_list_change_and_remove(live: Live) -> None:
@@ -215,6 +220,13 @@ def test_scenario_show_and_load(live: Live, tmp_path: Path) -> None:
     loaded = live.ctl("scenario", "load", str(good))
     assert loaded.output.strip() == "loaded scenario two: 2 faults (stall, reset)"
     assert live.names() == ["stall", "reset"]
+    one = tmp_path / "one.toml"
+    one.write_text('[[faults]]\ntype = "stall"\n')
+    assert (
+        live.ctl("scenario", "load", str(one)).output.strip()
+        == "loaded scenario one: 1 fault (stall)"
+    )
+    assert live.ctl("scenario", "load", str(good)).exit_code == 0
     preset = live.ctl("scenario", "load", "nginx-default")  # resolved as `run --scenario` does
     try:
         expected = f"loaded scenario {load_scenario('nginx-default').name}: "

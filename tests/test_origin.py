@@ -292,6 +292,19 @@ async def test_bad_query_value_is_400(
     assert "expected" in body
 
 
+@pytest.mark.parametrize("query", ["intervl=1", "count=3&Count=4", "n=1", "interval=0&x"])
+async def test_unknown_query_parameter_is_400_naming_the_known_ones(
+    connect: Connect, autojump_clock: MockClock, query: str
+) -> None:
+    client = connect()
+    response = await client.get(f"/events?{query}")
+    assert response.status_code == 400
+    body = (await client.body()).decode()
+    assert body.count("\n") == 1
+    assert "unknown query parameter" in body
+    assert "known are interval, heartbeat, hb, size, count, retry" in body
+
+
 def test_parse_setting_and_docs() -> None:
     assert list(SETTING_DOCS) == [f.name for f in fields(OriginSettings)]
     assert parse_setting("interval", "250ms") == 0.25

@@ -13,6 +13,7 @@ import click
 from sseproxy.ctl.client import DEFAULT_URL, ControlClient
 from sseproxy.ctl.connections import connections, kill
 from sseproxy.ctl.faults import faults
+from sseproxy.ctl.output import JSON_KEY
 from sseproxy.ctl.scenario import scenario
 from sseproxy.ctl.values import parse_assignment
 from sseproxy.ctl.values import parse_value as parse_value
@@ -37,8 +38,14 @@ __all__ = ["DEFAULT_URL", "ControlClient", "ctl", "parse_assignment"]
     metavar="TOKEN",
     help="The proxy's --control-token; also $SSEPROXY_CONTROL_TOKEN.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON for machines (the same as the command's own --json).",
+)
 @click.pass_context
-def ctl(ctx: click.Context, url: str, token: str | None) -> None:
+def ctl(ctx: click.Context, url: str, token: str | None, as_json: bool) -> None:
     """Change a running proxy's faults, list and kill its connections.
 
     The proxy must run with a control API: `sseproxy run --control 127.0.0.1:8474`.
@@ -47,11 +54,13 @@ def ctl(ctx: click.Context, url: str, token: str | None) -> None:
     \b
     Examples:
       sseproxy ctl status
+      sseproxy ctl --json status        (or: sseproxy ctl status --json)
       sseproxy ctl faults add --type latency --set delay=200ms
       sseproxy ctl kill --all --reset
       sseproxy ctl --control http://10.0.0.5:8474 --token "$TOKEN" connections
     """
     ctx.obj = ControlClient(url, token)
+    ctx.meta[JSON_KEY] = as_json
 
 
 ctl.add_command(status)

@@ -33,10 +33,6 @@ def _settings(fault: dict[str, Any]) -> str:
     return ", ".join(rest) or "defaults"
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 def _age(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -67,5 +63,16 @@ def _dump(value: Any) -> None:
     click.echo(json.dumps(value, indent=2))
 
 
+JSON_KEY = "sseproxy.ctl.json"
+"""`ctx.meta` key: `ctl --json` was given before the command (`ctl --json status`)."""
+
+
+def _json_either(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    return value or bool(ctx.meta.get(JSON_KEY))
+
+
 def _json_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(command)
+    """`--json` after the command; `ctl --json COMMAND` means the same."""
+    return click.option(
+        "--json", "as_json", is_flag=True, callback=_json_either, help="Print JSON for machines."
+    )(command)

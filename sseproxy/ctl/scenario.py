@@ -11,6 +11,7 @@ import click
 from sseproxy.ctl.client import ControlClient, Unreachable
 from sseproxy.ctl.output import _dump, _json_option
 from sseproxy.scenario import preset_names, preset_path
+from sseproxy.words import plural
 
 __all__ = ["scenario"]
 
@@ -66,7 +67,7 @@ def scenario_load(client: ControlClient, file: str, as_json: bool) -> None:
         return
     names = [fault["name"] for fault in answer.get("faults", [])]
     click.echo(
-        f"loaded scenario {answer['name']}: {len(names)} faults"
+        f"loaded scenario {answer['name']}: {plural(len(names), 'fault')}"
         + (f" ({', '.join(names)})" if names else "")
     )
 

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 import click
 
 from sseproxy.ctl.client import ControlClient
-from sseproxy.ctl.output import _age, _dump, _json_option, _plural, _show
+from sseproxy.ctl.output import _age, _dump, _json_option, _show
+from sseproxy.words import plural as _plural
 
 __all__ = ["journal", "metrics", "status"]
 

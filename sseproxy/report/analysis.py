@@ -1,7 +1,7 @@
 """Journal -> `Report`: totals, closes, durations, clients, reconnects, heartbeats, timeline.
 
-Connections are sorted into kinds first, because the user story's "146 % disconnect rate"
-came from counting unlike things against each other:
+Connections are sorted into kinds first, because a disconnect rate above 100 % comes
+from counting unlike things against each other:
 
 - stream: its response was a 2xx `text/event-stream` (an established stream);
 - failed: a stream attempt that got no stream: a request for a path that serves streams
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from sseproxy.errors import ScenarioError
 from sseproxy.report.causes import explain, side_of
+from sseproxy.report.exchanges import streams_of
 from sseproxy.report.heartbeats import FaultInfo, heartbeats
 from sseproxy.report.model import (
     ClientGroup,
@@ -32,11 +33,12 @@ from sseproxy.report.model import (
     Report,
     Totals,
 )
-from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, plural, reconnects
+from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, reconnects
 from sseproxy.report.records import Connection, Journals
 from sseproxy.report.stats import histogram, human_duration, summarize, ua_family
 from sseproxy.report.timeline import timeline
 from sseproxy.scenario import Scenario, load_scenario
+from sseproxy.words import plural
 
 __all__ = ["analyse", "kinds", "resolve_faults"]
 
@@ -63,9 +65,15 @@ def kinds(conns: Iterable[Connection]) -> dict[str, str]:
 
 
 def resolve_faults(
-    names: Iterable[str], override: Scenario | None = None
+    names: Iterable[str],
+    override: Scenario | None = None,
+    files: Mapping[str, list[str]] | None = None,
 ) -> tuple[dict[str, FaultInfo], list[str]]:
-    """The faults of the scenarios the journal names (by preset or file), or of `override`."""
+    """The faults of the scenarios the journal names, or of `override`.
+
+    A name is looked for in `files` first (its file next to the journal, or where the
+    journal's `started` record says it was), then as a preset or a file here.
+    """
     scenarios: list[Scenario] = []
     notes: list[str] = []
     if override is not None:
@@ -74,12 +82,14 @@ def resolve_faults(
         for name in names:
             if name in ("", "none"):
                 continue
-            try:
-                scenarios.append(load_scenario(name))
-            except ScenarioError:
+            found = _find_scenario(name, (files or {}).get(name, []))
+            if found is not None:
+                scenarios.append(found)
+            else:
                 notes.append(
-                    f"scenario {name!r} is neither a preset nor a file here: fault types and "
-                    "timeouts come from the journal only (give it with --scenario)"
+                    f"scenario {name!r} is neither a preset nor a file next to the journal "
+                    "or where it was run: fault types and timeouts come from the journal only "
+                    "(give it with --scenario)"
                 )
     faults: dict[str, FaultInfo] = {}
     for scenario in scenarios:
@@ -87,6 +97,17 @@ def resolve_faults(
             info = FaultInfo(spec.name, spec.type, dict(spec.settings), spec.direction)
             faults.setdefault(spec.name, info)
     return faults, notes
+
+
+def _find_scenario(name: str, places: list[str]) -> Scenario | None:
+    for place in [*places, name]:
+        try:
+            scenario = load_scenario(place)
+        except ScenarioError:
+            continue
+        if place == name or scenario.name == name:
+            return scenario
+    return None
 
 
 def _short(detail: str) -> str:
@@ -108,6 +129,8 @@ def _status(conn: Connection) -> str:
 
 
 def _totals(journals: Journals, conns: list[Connection], kind: Mapping[str, str]) -> Totals:
+    """Connections, requests and statuses from the connections as journaled; the kinds
+    (streams, failed attempts...) from `kind`, where each stream counts on its own."""
     kinds_seen = Counter(kind.values())
     requests = [r for c in conns for r in c.requests if r.target]
     paths = Counter(r.path for r in requests)
@@ -203,37 +226,41 @@ def _disconnect_paragraph(
 ) -> str:
     if not established:
         return "No connection was established, so there is no disconnect rate."
-    noun = "streams" if label == "streams" else "connections"
+    noun = "stream" if label == "streams" else "connection"
+    were = "was" if established == 1 else "were"
     said = [
-        f"{established} {noun} were established and {closed} of them ended "
-        f"({_pct(closed / established)}); {established - closed} were still open at the end. "
-        f"Each is counted once when it opens and at most once when it ends, so this "
-        f"disconnect rate cannot exceed 100 %."
+        f"{plural(established, noun)} {were} established and {closed} of them ended "
+        f"({_pct(closed / established)}); {established - closed} {_be(established - closed)} "
+        "still open at the end. Each is counted once when it opens and at most once when it "
+        "ends, so this disconnect rate cannot exceed 100 %."
     ]
+    attempts = sum(failed.values())
     if label == "streams":
         said.append(
-            f"{reconnected} of the {established} streams were reconnects (a client's next "
+            f"{reconnected} of the {plural(established, 'stream')} "
+            f"{'was a reconnect' if reconnected == 1 else 'were reconnects'} (a client's next "
             "stream after one ended): each is a stream of its own, not an extra disconnect."
         )
-        attempts = sum(failed.values())
         if attempts:
             statuses = Counter[str]()
             for (status, _cause), n in failed.items():
                 statuses[status] += n
             shown = ", ".join(f"{status} x{n}" for status, n in statuses.most_common())
             said.append(
-                f"{attempts} attempts never became a stream ({shown}); they are counted "
-                "apart, not as disconnects."
+                f"{plural(attempts, 'attempt')} never became a stream ({shown}); "
+                f"{'it is' if attempts == 1 else 'they are'} counted apart, not as disconnects: "
+                f"counting {'it' if attempts == 1 else 'them'} with the {closed} that ended "
+                f"would give {_pct((closed + attempts) / established)}, which is not a "
+                "disconnect rate."
             )
     if closed:
         shown = ", ".join(f"{side} {n}" for side, n in sides.most_common())
         said.append(f"Who ended them: {shown}.")
-    said.append(
-        "A figure such as 180 'cancelled' against 123 'established' (146 %) counts something "
-        "other than established streams ending: failed attempts, reconnect attempts, or one "
-        "session cleaned up twice."
-    )
     return " ".join(said)
+
+
+def _be(count: int) -> str:
+    return "was" if count == 1 else "were"
 
 
 def _durations(population: list[Connection], label: str, end: float) -> Durations:
@@ -275,7 +302,7 @@ def _clients(conns: list[Connection], found: Lineage) -> list[ClientGroup]:
                 host=host,
                 family=family,
                 user_agents=[ua for ua, _n in agents.most_common()],
-                connections=len(members),
+                connections=len({c.carrier or c.key for c in members}),
                 streams=sum(1 for c in members if kind[c.key] == "stream"),
                 failed=sum(1 for c in members if kind[c.key] == "failed"),
                 reconnects=sum(reconnected[c.key] for c in members),
@@ -293,13 +320,15 @@ def _summary(report: Report) -> list[str]:
     for row in c.rows[:3]:
         detail = f' ("{row.example_detail}")' if row.example_detail else ""
         said.append(
-            f"{_pct(row.share)} of the {c.closed} {c.population} that ended: {row.cause}, "
+            f"{_pct(row.share)} of the {plural(c.closed, c.population.removesuffix('s'))} "
+            f"that ended: {row.cause}, "
             f"{row.side}{detail}."
         )
     for hb in report.heartbeats:
         said += [f"{hb.path}: {x.sentence}" for x in hb.checks if x.verdict != "unknown"]
     if r.reconnects:
         res = r.resume
+        unsent = res.sent_missing + res.sent_mismatch
         said.append(
             f"{plural(r.reconnects, 'reconnect')}: {plural(res.lost, 'event')} lost"
             + (f" (on {res.skipped} of them)" if res.lost else "")
@@ -308,13 +337,23 @@ def _summary(report: Report) -> list[str]:
                 if res.replayed
                 else ", none replayed"
             )
-            + "; the last id given was not sent back as Last-Event-ID "
-            + f"{plural(res.sent_missing + res.sent_mismatch, 'time')}."
+            + (
+                f"; the last id given was not sent back as Last-Event-ID "
+                f"{'once' if unsent == 1 else f'{unsent} times'}."
+                if unsent
+                else "."
+            )
         )
     if c.failed:
         attempts = sum(f.count for f in c.failed)
-        said.append(f"{attempts} attempts failed and are not counted as disconnects.")
+        said.append(
+            f"{plural(attempts, 'attempt')} failed and {_be(attempts)} not counted as disconnects."
+        )
     return said
+
+
+def _order(conn: Connection) -> tuple[float, str]:
+    return conn.opened, conn.key
 
 
 def analyse(
@@ -328,14 +367,17 @@ def analyse(
     A stream attempt opened within `reconnect_window` seconds after the same client's
     previous one closed is a reconnect; later, it starts a new chain.
     """
-    conns = sorted(journals.connections, key=lambda c: (c.opened, c.key))
+    wholes = sorted(journals.connections, key=lambda c: (c.opened, c.key))
+    conns = sorted(
+        (part for c in wholes for part in streams_of(c)), key=lambda c: (c.opened, c.key)
+    )
     kind = kinds(conns)
-    faults, notes = resolve_faults(journals.scenarios, scenario)
+    faults, notes = resolve_faults(journals.scenarios, scenario, journals.scenario_files)
     notes = [*journals.notes, *notes]
     if journals.unreadable:
         notes.append(
-            f"{journals.unreadable} journal lines could not be read (cut short or not JSON) "
-            "and were skipped"
+            f"{plural(journals.unreadable, 'journal line')} could not be read (cut short or "
+            f"not JSON) and {_be(journals.unreadable)} skipped"
         )
     streams = [c for c in conns if kind[c.key] == "stream"]
     failed = [c for c in conns if kind[c.key] == "failed"]
@@ -351,12 +393,22 @@ def analyse(
             [c for c in conns if kind[c.key] != "no-request"] or conns,
             "connections",
         )
+    carried = Counter(c.carrier for c in conns if c.carrier)
+    if carried:
+        shown = ", ".join(f"{key} {n}" for key, n in list(carried.items())[:5])
+        notes.append(
+            f"{plural(len(carried), 'keep-alive connection')} carried several streams one "
+            f"after the other ({shown}{', ...' if len(carried) > 5 else ''}): each stream is "
+            "counted on its own, as KEY#1, KEY#2..."
+        )
     if not conns:
         notes.append("the journal has no connections")
-    elif streams and any(c.events_down is None for c in streams if not c.is_open):
+    elif streams and any(
+        c.events_down is None for c in streams if not c.is_open and c.carrier is None
+    ):
         notes.append("some streams have no event counts (journal written by an older sseproxy)")
     report = Report(
-        totals=_totals(journals, conns, kind),
+        totals=_totals(journals, wholes, kind),
         closes=_closes(population, label, failed, reconnected, faults),
         durations=_durations(population, label, journals.end),
         clients=_clients(conns, found),
@@ -369,7 +421,7 @@ def analyse(
     if report.totals.span and report.durations.still_open.count:
         oldest = report.durations.still_open.max
         notes.append(
-            f"{report.durations.still_open.count} {label} still open at the end (the oldest "
-            f"{human_duration(oldest)} old): they are not in the duration statistics"
+            f"{plural(report.durations.still_open.count, label.removesuffix('s'))} still open at "
+            f"the end (the oldest {human_duration(oldest)} old): not in the duration statistics"
         )
     return report

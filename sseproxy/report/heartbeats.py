@@ -22,10 +22,10 @@ from sseproxy.errors import UnitError
 from sseproxy.faults import get_fault
 from sseproxy.faults.idle_timeout import IdleTimeout
 from sseproxy.report.model import Heartbeat, TimeoutCheck
-from sseproxy.report.reconnects import plural
 from sseproxy.report.records import Connection
 from sseproxy.report.stats import human_duration
 from sseproxy.units import parse_duration
+from sseproxy.words import plural
 
 __all__ = ["FaultInfo", "heartbeats", "is_silence_timeout"]
 

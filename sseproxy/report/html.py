@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from sseproxy.report.model import CHAIN_COLUMNS, Report
 from sseproxy.report.page import PAGE, SCRIPT, STYLE
 from sseproxy.report.stats import BUCKETS, NUMERIC, Summary, human_duration
+from sseproxy.words import plural
 
 __all__ = ["MAX_ROWS", "render_html"]
 
@@ -176,7 +177,7 @@ def render_html(report: Report) -> str:
     parts.append("<h2>Heartbeats</h2>")
     for hb in report.heartbeats:
         parts.append(
-            f"<h3>{_e(hb.path)}</h3><p>{hb.streams} streams; longest gap between bytes "
+            f"<h3>{_e(hb.path)}</h3><p>{plural(hb.streams, 'stream')}; longest gap between bytes "
             f"{_e(human_duration(hb.longest_gap))}, between events "
             f"{_e(human_duration(hb.longest_event_gap))}; longest stream "
             f"{_e(human_duration(hb.longest_stream))}.</p>"
@@ -273,7 +274,7 @@ def render_html(report: Report) -> str:
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
     title = f"sseproxy report: {', '.join(t.journals)}"
     subtitle = (
-        f"{t.runs} run{'s' if t.runs != 1 else ''}, {human_duration(t.span)}; scenario "
+        f"{plural(t.runs, 'run')}, {human_duration(t.span)}; scenario "
         f"{', '.join(t.scenarios) or 'none'}, seed {', '.join(map(str, t.seeds)) or '-'}"
     )
     return PAGE.format(

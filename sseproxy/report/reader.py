@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sseproxy.errors import ConfigError
@@ -30,8 +31,17 @@ from sseproxy.report.records import (
     Record,
     Request,
 )
+from sseproxy.words import plural
 
-__all__ = ["RACE_WINDOW", "build", "journal_from_records", "read_journals", "settle_races"]
+__all__ = [
+    "DROPPED",
+    "RACE_WINDOW",
+    "build",
+    "journal_from_records",
+    "read_journals",
+    "settle_drops",
+    "settle_races",
+]
 
 
 def _text(value: Any) -> str | None:
@@ -154,10 +164,19 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
                 conn.scenario, conn.seed = scenario, seed
                 connections.append(conn)
             _apply(conn, record, t)
+    dropped = settle_drops(connections)
+    if dropped:
+        notes.append(
+            f"{plural(len(dropped), 'connection')} {'was' if len(dropped) == 1 else 'were'} "
+            f"journaled as closed after a fault had dropped the flow, leaving it half-open "
+            f"({', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}): the close only "
+            "noticed a stream that was already dead, so they count as the fault's"
+        )
     settled = settle_races(connections)
     if settled:
         notes.append(
-            f"{len(settled)} connections were journaled as closed by the client just after a "
+            f"{plural(len(settled), 'connection')} {'was' if len(settled) == 1 else 'were'} "
+            "journaled as closed by the client just after a "
             f"fault had closed them ({', '.join(settled[:5])}{', ...' if len(settled) > 5 else ''}"
             "): the client was answering the fault's close, so they count as the fault's"
         )
@@ -171,7 +190,25 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
         notes=notes,
         end=end,
         started=[run.started for run in runs if run.started is not None],
+        scenario_files=_scenario_files(runs),
     )
+
+
+def _scenario_files(runs: list[_Run]) -> dict[str, list[str]]:
+    """Where each run's scenario file may be (see `Journals.scenario_files`)."""
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        started = run.started or {}
+        name = _text(started.get("scenario"))
+        if not name or name == "none":
+            continue
+        recorded = _text(started.get("scenario_file"))
+        here = Path(run.source).parent if run.source != "-" else Path()
+        candidates = [str(here / Path(recorded).name)] if recorded else []
+        candidates += [str(here / f"{name}.toml")] + ([recorded] if recorded else [])
+        places = found.setdefault(name, [])
+        places += [c for c in candidates if c not in places]
+    return found
 
 
 def _place(runs: list[_Run]) -> list[float]:
@@ -235,6 +272,9 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
         request = _for_req(conn, _int(record.get("req"))) or _current(conn, t)
         request.ended_by = _text(record.get("by"))
         request.ended_reason = _text(record.get("reason"))
+        request.ended_detail = _text(record.get("detail"))
+        request.ended_at = t
+        request.duration = _number(record.get("duration"))
     elif kind == "fault":
         conn.faults.append(
             FaultFired(
@@ -243,6 +283,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
                 action=_text(record.get("action")) or "",
                 detail=_text(record.get("detail")) or "",
                 direction=_text(record.get("direction")) or "",
+                exchange=len(conn.requests),
             )
         )
     elif kind == "faults":  # TCP mode: the faults chosen for a connection without requests
@@ -261,6 +302,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
                 id=_text(record.get("id")),
                 type=_text(record.get("type")) or _text(record.get("event")),
                 size=_int(record.get("size")),
+                exchange=len(conn.requests),
             )
         )
     elif kind == "closed":
@@ -282,6 +324,36 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
 
 RACE_WINDOW = 1.0
 """Seconds between a fault closing a connection and the client's own close that follows."""
+
+
+DROPPED = "flow dropped"
+"""In a fault's `note`: it forgot the flow and left the socket open (a half-open drop,
+`idle-timeout` with `action = "drop"`); nothing reaches either side any more."""
+
+
+def settle_drops(connections: Iterable[Connection]) -> list[str]:
+    """Blame the fault that dropped a flow for the close that followed, whoever noticed it.
+
+    After a half-open drop the journal has a `fault` record (action `note`) and, much later,
+    the close of whoever gave up first (usually the client's own timeout). The stream died
+    at the drop. Returns the keys changed.
+    """
+    changed = []
+    for conn in connections:
+        if conn.closed_at is None or conn.journaled_cause is not None:
+            continue
+        closed_at = conn.closed_at
+        drops = [
+            f
+            for f in conn.faults
+            if f.action == "note" and DROPPED in f.detail and f.t <= closed_at
+        ]
+        if drops and not (conn.by == "proxy" and conn.reason == drops[0].fault):
+            fault = drops[0]
+            conn.journaled_cause = conn.cause
+            conn.by, conn.reason, conn.detail = "proxy", fault.fault, fault.detail
+            changed.append(conn.key)
+    return changed
 
 
 def settle_races(connections: Iterable[Connection]) -> list[str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sseproxy.report.model import Chain, Hop, Reconnects, Resume
 from sseproxy.report.records import Connection
 from sseproxy.report.stats import human_duration, percentile, summarize, ua_family
+from sseproxy.words import plural
 
 __all__ = [
     "CLOSE_SLACK",
@@ -34,7 +35,6 @@ __all__ = [
     "chain_label",
     "client_key",
     "client_label",
-    "plural",
     "reconnects",
 ]
 
@@ -258,10 +258,6 @@ def reconnects(
     )
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def _sentences(
     r: Resume, p50: float | None, longest: float | None, chains: int, reconnecting: int
 ) -> list[str]:
@@ -269,29 +265,46 @@ def _sentences(
     verb = "was" if skipped == 1 else "were"
     inside = [f"Inside streams, {plural(skipped, 'id')} {verb} skipped."] if skipped else []
     if not r.reconnects:
-        return [f"No reconnects: {plural(chains, 'client')}, each connected once.", *inside]
+        each = "connected once" if chains == 1 else "each connected once"
+        return [f"No reconnects: {plural(chains, 'client')}, {each}.", *inside]
     said = [
         f"{plural(r.reconnects, 'reconnect')} by {reconnecting} of {plural(chains, 'client')} "
         f"(or sessions); delay p50 {human_duration(p50)}, max {human_duration(longest)}."
     ]
     if r.with_id_to_resume:
+        sent = _listing(
+            (r.sent_ok, "sent that id back", ""),
+            (r.sent_missing, "sent none", ""),
+            (r.sent_mismatch, "sent a different one", ""),
+        )
         said.append(
-            f"Last-Event-ID: {r.with_id_to_resume} reconnects followed a connection that had "
-            f"delivered an id; the client sent that id back {plural(r.sent_ok, 'time')}, sent "
-            f"none {plural(r.sent_missing, 'time')} and a different one "
-            f"{plural(r.sent_mismatch, 'time')}."
+            f"Last-Event-ID: {plural(r.with_id_to_resume, 'reconnect')} followed a connection "
+            f"that had delivered an id; the client {sent}."
         )
     checked = r.server_ok + r.skipped + r.repeated
     if checked:
-        said.append(
-            f"Server after resuming: continued exactly {plural(r.server_ok, 'time')}, skipped "
-            f"ahead {plural(r.skipped, 'time')} ({plural(r.lost, 'event')} lost), repeated "
-            f"{plural(r.repeated, 'time')} ({plural(r.replayed, 'event')} replayed)."
+        server = _listing(
+            (r.server_ok, "continued exactly", ""),
+            (r.skipped, "skipped ahead", f" ({plural(r.lost, 'event')} lost)"),
+            (r.repeated, "repeated", f" ({plural(r.replayed, 'event')} replayed)"),
         )
+        said.append(f"Server after resuming: {server}.")
     if r.no_events:
-        said.append(f"{r.no_events} resumed connections delivered no event to check.")
+        said.append(f"{plural(r.no_events, 'resumed connection')} delivered no event to check.")
     if r.not_numeric:
-        said.append(f"{r.not_numeric} resumes used non-numeric ids: continuity not checked.")
+        said.append(
+            f"{plural(r.not_numeric, 'resume')} used non-numeric ids: continuity not checked."
+        )
     if not checked and not r.with_id_to_resume:
         said.append("No event ids were delivered before any reconnect: nothing to resume.")
     return said + inside
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _listing(*parts: tuple[int, str, str]) -> str:
+    """'sent that id back 3 times and sent none once': the parts that happened."""
+    said = [f"{what} {_times(n)}{after}" for n, what, after in parts if n]
+    return ", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else "".join(said)

@@ -37,6 +37,10 @@ class Request:
     status_by_proxy: bool = False
     ended_by: str | None = None
     ended_reason: str | None = None
+    ended_detail: str | None = None
+    ended_at: float | None = None
+    duration: float | None = None
+    """From the `ended` record: how long the exchange lasted."""
 
     @property
     def path(self) -> str:
@@ -66,6 +70,8 @@ class FaultFired:
     action: str = ""
     detail: str = ""
     direction: str = ""
+    exchange: int = 0
+    """How many requests the connection had sent when it fired (its exchange, from 1)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class EventSeen:
     id: str | None = None
     type: str | None = None
     size: int | None = None
+    exchange: int = 0
+    """How many requests the connection had sent when it was delivered (from 1)."""
 
 
 @dataclass
@@ -116,6 +124,9 @@ class Connection:
     journaled_cause: str | None = None
     """Set when the report blames a fault instead of the journal's client close (see
     `settle_races`): what the closed record said."""
+    carrier: str | None = None
+    """Set on each stream of a keep-alive connection that carried several (see
+    `report.exchanges`): the key of that connection."""
 
     @property
     def is_open(self) -> bool:
@@ -165,3 +176,6 @@ class Journals:
     end: float
     """The last time any journal mentions (still-open connections are shown up to here)."""
     started: list[Record] = field(default_factory=list)
+    scenario_files: dict[str, list[str]] = field(default_factory=dict)
+    """Scenario name -> where its file may be, best first: next to the journal (by the
+    `started` record's `scenario_file`, or as NAME.toml), then the recorded path."""

@@ -7,8 +7,8 @@ import textwrap
 from collections.abc import Sequence
 
 from sseproxy.report.model import CHAIN_COLUMNS, Report
-from sseproxy.report.reconnects import plural
 from sseproxy.report.stats import BUCKETS, NUMERIC, Summary, human_duration
+from sseproxy.words import plural
 
 __all__ = ["render_text", "table"]
 
@@ -85,7 +85,7 @@ def render_text(report: Report) -> str:
     out: list[str] = []
     scenarios = ", ".join(t.scenarios) or "none"
     seeds = ", ".join(str(s) for s in t.seeds) or "-"
-    runs = f"{t.runs} run" + ("s" if t.runs != 1 else "")
+    runs = plural(t.runs, "run")
     out += [
         f"sseproxy report: {', '.join(t.journals)} ({runs}, {human_duration(t.span)}; "
         f"scenario {scenarios}, seed {seeds})",
@@ -253,7 +253,7 @@ def render_text(report: Report) -> str:
         out.append("  no streams")
     for hb in report.heartbeats:
         out.append(
-            f"  {hb.path}: {hb.streams} streams; longest gap between bytes "
+            f"  {hb.path}: {plural(hb.streams, 'stream')}; longest gap between bytes "
             f"{human_duration(hb.longest_gap)}, between events "
             f"{human_duration(hb.longest_event_gap)}; longest stream "
             f"{human_duration(hb.longest_stream)}"

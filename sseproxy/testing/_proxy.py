@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -223,7 +224,12 @@ async def open_proxy(
         )
         proxy = Proxy(settings, chosen, Journal(keep=True), seed=seed)
         proxy.journal.write(
-            "started", "-", listen=f"{host}:{bound}", upstream=str(target), mode=mode
+            "started",
+            "-",
+            listen=f"{host}:{bound}",
+            upstream=str(target),
+            mode=mode,
+            scenario_file=str(Path(chosen.path).resolve()) if chosen.path else None,
         )
         await nursery.start(serve_proxy, proxy, listener)
         yield SocketProxy(proxy, host, bound)

@@ -12,7 +12,8 @@ Fixtures:
 `--sseproxy-journal DIR` writes the journal of every proxy a failing test started
 (through the fixtures, `open_proxy`, `run_proxy` or `memory_proxy`) to
 `DIR/<test id>.jsonl` (JSON Lines; `.<n>.jsonl` when it started several, keeping the
-last 10: with hypothesis, the last is the replay of the minimal failing example).
+last 10 and numbering them `.01` ... `.10` so that they sort in order: with hypothesis,
+the last is the replay of the minimal failing example).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _sseproxy_journals(request: pytest.FixtureRequest) -> Iterator[None]:
 def _keep(folder: Path, nodeid: str, journals: list[Journal]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
+    width = len(str(len(journals)))  # .01 ... .10: names sort in the order proxies started
     for index, journal in enumerate(journals, start=1):
-        name = f"{stem}.jsonl" if len(journals) == 1 else f"{stem}.{index}.jsonl"
+        name = f"{stem}.jsonl" if len(journals) == 1 else f"{stem}.{index:0{width}}.jsonl"
         lines = [json.dumps(record, separators=(",", ":")) for record in list(journal.records)]
         (folder / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -80,7 +80,7 @@ def test_kinds_and_a_disconnect_rate_that_cannot_pass_100_percent() -> None:
     ]
     assert "cannot exceed 100 %" in c.explanation
     assert "2 attempts never became a stream (502 x1, 503 x1)" in c.explanation
-    assert "1 of the 2 streams were reconnects" in c.explanation
+    assert "1 of the 2 streams was a reconnect" in c.explanation
     r = report.reconnects
     # c1 -> c2 (failed) -> c3 (failed) -> c4: the id given on c1 is what c4 must resume
     assert [(h.previous, h.next, h.status) for h in r.hops] == [

@@ -112,6 +112,16 @@ def test_errors_are_one_line_and_exit_2(journal: Path, args: list[str], message:
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("content", ["", "\n\n", "not json\n", '{"no": "kind"}\n'])
+def test_a_journal_without_a_journal_line_exits_2(tmp_path: Path, content: str) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    result = CliRunner().invoke(report_command, [str(empty)])
+    assert result.exit_code == 2, result.output
+    assert f"{empty}: no journal line" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_usage() -> None:
     assert CliRunner().invoke(report_command, []).exit_code == 2
     text = CliRunner().invoke(report_command, ["--help"]).output

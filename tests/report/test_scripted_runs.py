@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -18,6 +19,7 @@ from sseproxy import origin
 from sseproxy.report import analyse, journal_from_records, render_text
 from sseproxy.report_cli import report_command
 from tests.report.scripted import (
+    event_ids,
     origin_upstream,
     scripted_proxy,
     skipping_upstream,
@@ -69,8 +71,9 @@ async def test_resuming_client_loses_nothing(autojump_clock: MockClock) -> None:
         3,
     )
     text = flat(render_text(report))
-    assert "the client sent that id back 3 times, sent none 0 times" in text
-    assert "continued exactly 3 times, skipped ahead 0 times (0 events lost)" in text
+    assert "the client sent that id back 3 times." in text
+    assert "Server after resuming: continued exactly 3 times." in text
+    assert "0 times" not in text
 
 
 async def test_client_without_last_event_id_gets_replays(autojump_clock: MockClock) -> None:
@@ -173,3 +176,69 @@ async def test_idle_timeout_cuts_and_still_open_streams(autojump_clock: MockCloc
         1,
         "cut",
     )
+
+
+async def test_a_half_open_drop_is_blamed_on_the_fault(autojump_clock: MockClock) -> None:
+    """`idle-timeout action="drop"` forgets the flow; the client notices only 40 s later,
+    by its own read timeout, and closes: the report blames the drop, not the client."""
+    scenario = (
+        '[scenario]\nname = "drop-20s"\n\n[[faults]]\ntype = "idle-timeout"\n'
+        'timeout = "20s"\naction = "drop"\n'
+    )
+    quiet = origin.OriginSettings(interval=100, heartbeat=0)
+    async with scripted_proxy(scenario, origin_upstream(quiet)) as sp:
+        client = sp.client("10.0.0.9:1")
+        with trio.move_on_after(60):  # the client's read timeout
+            await client.get("/events", [("user-agent", "curl/8.4.0")])
+        await client.stream.aclose()
+        (closed,) = await sp.journal.wait_for("closed")
+        records = list(sp.journal.records)
+    assert (closed["by"], closed["reason"]) == ("client", "client-closed")  # as journaled
+    report = analyse(journal_from_records(records))
+    (row,) = report.closes.rows
+    assert (row.cause, row.side, row.fault_type) == (
+        "proxy/idle-timeout",
+        "intermediary (fault)",
+        "idle-timeout",
+    )
+    assert "flow dropped" in row.example_detail
+    assert "100 % of the 1 stream that ended: proxy/idle-timeout" in flat(" ".join(report.summary))
+    assert any("dropped the flow" in note and "c1" in note for note in report.notes)
+
+
+async def test_a_keep_alive_connection_that_carries_three_streams(
+    autojump_clock: MockClock,
+) -> None:
+    """Three streams, each ended by the server, one after the other on one connection:
+    three streams and three ends in the report, not one."""
+    quiet = origin.OriginSettings(interval=1, heartbeat=0)
+    async with scripted_proxy("", origin_upstream(quiet)) as sp:
+        sp.proxy.settings = replace(sp.proxy.settings, journal_events=True)
+        client = sp.client("10.0.0.9:1")
+        last = None
+        for count in (2, 4, 6):
+            headers = [("user-agent", "curl/8.4.0"), ("accept", "text/event-stream")]
+            headers += [("last-event-id", last)] if last else []
+            got = await client.get(f"/events?count={count}", headers)
+            assert got.ending == "end"
+            last = event_ids(got.body)[-1]
+        await trio.sleep(1)
+        await client.stream.aclose()
+        await sp.journal.wait_for("closed")
+        records = list(sp.journal.records)
+    for events in (True, False):
+        kept = [r for r in records if events or r["kind"] != "event"]
+        report = analyse(journal_from_records(kept))
+        t, c = report.totals, report.closes
+        assert (t.connections, t.streams, t.requests) == (1, 3, 3)
+        assert (c.established, c.closed, c.disconnect_rate) == (3, 3, 1.0)
+        assert [(row.cause, row.count) for row in c.rows] == [("upstream/upstream-end", 3)]
+        assert report.durations.overall.count == 3 and report.durations.overall.max == 1.0
+        assert report.reconnects.reconnects == 2
+        (group,) = report.clients
+        assert (group.connections, group.streams, group.reconnects) == (1, 3, 2)
+        assert [bar.conn for bar in report.timeline.bars] == ["c1#1", "c1#2", "c1#3"]
+        assert any("carried several streams" in note for note in report.notes)
+        if events:  # with event records the resume of each hop is checked exactly
+            assert report.reconnects.resume.server_ok == 2
+    assert "3 streams were established and 3 of them ended" in flat(render_text(report))

@@ -23,6 +23,7 @@ class Response:
     """What one request got: status, raw body chunks as read, and the events."""
 
     status: int = 0
+    content_type: str = ""
     chunks: list[bytes] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     last_event_id: str = ""
@@ -63,6 +64,7 @@ async def get_events(
                 break  # read timeout: give up on this connection
             if isinstance(event, h11.Response):
                 got.status = event.status_code
+                got.content_type = dict(event.headers).get(b"content-type", b"").decode()
             elif isinstance(event, h11.Data):
                 data = bytes(event.data)
                 got.chunks.append(data)

@@ -105,8 +105,14 @@ class LiveFaults(RuleBasedStateMachine):
             self.loop.run(self._settle)
 
     def _observed(self) -> tuple[list[tuple[bytes, bytes]], list[int], list[Record]]:
-        """(body, what the server sent) per 200 response, the event ids, the journal."""
-        ok = [c for c in self.client.connections if c.response.status == 200]
+        """(body, what the server sent) per stream from the server, the event ids, the
+        journal. A fault may answer in the server's place (`idle-timeout` with `status`,
+        even 200): that body is the proxy's, not a prefix of the stream."""
+        ok = [
+            c
+            for c in self.client.connections
+            if c.response.status == 200 and c.response.content_type == "text/event-stream"
+        ]
         bodies = [(c.response.body, c.expected()) for c in ok]
         ids = [int(event.id) for c in ok for event in c.response.events]
         return bodies, ids, self.proxy.records

@@ -100,4 +100,12 @@ def test_many(sseproxy_factory):
     )
     folder = pytester.path / "kept"
     pytester.runpytest_inprocess(*PLUGIN, f"--sseproxy-journal={folder}").assert_outcomes(failed=1)
-    assert len(list(folder.iterdir())) == 10
+    names = sorted(path.name for path in folder.iterdir())
+    assert len(names) == 10
+    # padded, so that names sort in the order the proxies started: the last is the replay
+    assert names[0] == "test_only_the_last_ten_journals_are_kept.py_test_many.01.jsonl"
+    assert names[-1] == "test_only_the_last_ten_journals_are_kept.py_test_many.10.jsonl"
+    started = [
+        json.loads(path.read_text().splitlines()[0])["listen"] for path in sorted(folder.iterdir())
+    ]
+    assert len(set(started)) == 10

@@ -18,7 +18,14 @@ from sseproxy.faults import all_faults
 from sseproxy.params import render_value
 from sseproxy.scenario import FaultSpec, Scenario, Window, parse_scenario
 from sseproxy.sse import Event, Framer
-from sseproxy.strategies import chunkings, faults, scenarios, sse_events, sse_streams
+from sseproxy.strategies import (
+    chunkings,
+    disconnects,
+    faults,
+    scenarios,
+    sse_events,
+    sse_streams,
+)
 from sseproxy.testing import parse_sse
 
 DOCS = Path(__file__).parents[2] / "docs" / "testing.md"
@@ -130,6 +137,30 @@ def test_types_exclude_and_directions(spec: FaultSpec) -> None:
     assert spec.type == "reset" and spec.direction == "up"
 
 
+@settings(max_examples=100)
+@given(scenarios(faults=disconnects(max_events=5), min_faults=1))
+def test_disconnects_break_every_stream_after_one_to_max_events(scenario: Scenario) -> None:
+    assert parse_scenario(scenario.to_toml()) == scenario
+    for spec in scenario.faults:
+        assert spec.type in ("cut", "reset") and 1 <= spec.settings["events"] <= 5
+        assert spec.probability == 1 and spec.after == 0 and spec.window == Window()
+        assert spec.every == 1 and spec.first is None and spec.direction == "down"
+
+
+def test_disconnects_options_and_first_example() -> None:
+    only = seen(disconnects(hows=["end"], wheres=["mid-event"]), 30)
+    assert {(s.type, s.settings["how"], s.settings["where"]) for s in only} == {
+        ("cut", "end", "mid-event")
+    }
+    drawn = seen(disconnects(), 200)
+    assert {s.type for s in drawn} == {"cut", "reset"}
+    assert {s.settings.get("how") for s in drawn} >= {"close", "end", "reset"}
+    simplest = find(disconnects(), lambda spec: True, settings=FIND)
+    assert (simplest.type, simplest.settings["events"]) == ("reset", 1)
+    cut = find(disconnects(hows=["close", "end"]), lambda spec: True, settings=FIND)
+    assert (cut.type, cut.settings["events"], cut.settings["how"]) == ("cut", 1, "close")
+
+
 def test_a_failing_example_prints_its_scenario_toml() -> None:
     @settings(database=None, phases=[Phase.generate, Phase.shrink])
     @given(scenarios(faults=faults(types=["latency"]), min_faults=1))
@@ -160,6 +191,9 @@ def test_a_failing_example_prints_its_scenario_toml() -> None:
         (lambda: scenarios(seed=-1), "seed=-1 must be a whole number >= 0"),
         (lambda: scenarios(seed=2**63), "below 2\\*\\*63"),
         (lambda: scenarios(name=""), "name='' must be a non-empty string"),
+        (lambda: disconnects(max_events=0), "max_events=0 must be a whole number >= 1"),
+        (lambda: disconnects(hows=["drop"]), "hows=\\['drop'\\]: give some of close, end"),
+        (lambda: disconnects(wheres="boundary"), "wheres='boundary'"),
         (lambda: sse_events(max_lines=0), "max_lines=0"),
         (lambda: sse_events(ids="yes"), "ids='yes' must be True or False"),  # type: ignore[arg-type]
         (lambda: sse_streams(line_endings=["\n\n"]), "line_endings="),
