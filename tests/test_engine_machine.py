@@ -161,6 +161,7 @@ class EngineMachine(RuleBasedStateMachine):
     def _take(self) -> None:
         if self.blocked or self.stop is not None:
             return
+        self.chain.tick(self.now)
         pending = [at for at, item, _ in self.chain.output if isinstance(item, Stop)]
         self.stop_due = pending[0] if pending else math.inf
         due = self.chain.take_due(self.now)
