@@ -125,6 +125,14 @@ def _duration_option(value: str) -> float:
     help="Give up connecting to the upstream after this long (then 504).",
 )
 @click.option(
+    "--client-header-timeout",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="A client must send each request head within this long (then 408, or a close "
+    "if it sent nothing), as nginx's client_header_timeout. Upstreams are not timed.",
+)
+@click.option(
     "--control",
     "control_at",
     metavar="HOST:PORT",
@@ -149,6 +157,7 @@ def run(
     journal_events: bool,
     session_keys: tuple[str, ...],
     connect_timeout: str,
+    client_header_timeout: str,
     control_at: str | None,
     control_token: str | None,
 ) -> None:
@@ -179,6 +188,7 @@ def run(
             Upstream.parse(upstream) if upstream else Upstream("127.0.0.1", 0),
             "tcp" if mode == "tcp" else "http",
             parse_duration(connect_timeout, bare_seconds=True),
+            client_header_timeout=_positive("--client-header-timeout", client_header_timeout),
             session_keys=session_keys,
             journal_events=journal_events,
             live=control is not None,
@@ -196,6 +206,13 @@ def run(
                 stream,
                 out,
             )
+
+
+def _positive(option: str, text: str) -> float:
+    seconds = parse_duration(text, bare_seconds=True)
+    if seconds <= 0:
+        raise ConfigError(f"{option} must be more than 0, e.g. 60s")
+    return seconds
 
 
 def _given(parameter: str) -> bool:
