@@ -9,6 +9,8 @@ count, not a hope. A few cases run on loopback sockets where only sockets tell.
 from __future__ import annotations
 
 import dataclasses
+import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.scenario import Scenario, parse_scenario
 from sseproxy.server import listen, serve_proxy
 from sseproxy.testing import pipe_pair
+from tests.test_e2e import proxy_port, sseproxy
 
 Record = dict[str, Any]
 BOUND = 10_000.0  # virtual seconds: a hang becomes a TooSlowError
@@ -422,3 +425,18 @@ def test_settings_default_to_nginxs_client_header_timeout() -> None:
     settings = ProxySettings(Upstream("127.0.0.1", 9))
     assert settings.client_header_timeout == 60.0
     assert dataclasses.replace(settings, client_header_timeout=5).client_header_timeout == 5
+
+
+def test_sseproxy_run_takes_client_header_timeout() -> None:
+    """The option reaches the proxy: a real socket with half a head gets 408 in time."""
+    with sseproxy("run", "--listen", "127.0.0.1:0", "--client-header-timeout", "300ms") as proxy:
+        port = proxy_port(proxy)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /events HTTP/1.1\r\nhost: t\r\n")
+            reply = b""
+            while more := sock.recv(65536):
+                reply += more
+            waited = time.monotonic() - started
+        assert status_of(reply) == 408
+        assert 0.25 <= waited < 5
