@@ -5,8 +5,9 @@ source connects to the upstream, forwards the request, and yields the response h
 its first piece, then the body; so faults act from the request on (a timeout can fire
 before the response starts, and then the proxy answers a status itself, as nginx answers
 504). The `up` link carries the request body. With no fault both are plain copies,
-flushed chunk by chunk. Bad input gets the status a real proxy sends (400, 431, 502, 504)
-and ends only its own connection.
+flushed chunk by chunk. Bad input gets the status a real proxy sends (400, 408, 431, 501,
+502, 504, 505), ends only its own connection, and is journaled as the doing of the side
+that sent it; what is refused before the upstream is contacted is in `http_checks`.
 """
 
 from __future__ import annotations
