@@ -240,6 +240,34 @@ async def test_a_truncated_body_is_always_the_clients_400(
         assert_balanced(r.journal)
 
 
+async def test_a_truncated_body_on_loopback_sockets_is_always_the_clients_400() -> None:
+    """The same over real sockets (where the race was first measured: 101 to 99)."""
+    up = Upstream_(read_all=True)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            upstream_listener = await listen("127.0.0.1", 0)
+            await nursery.start(trio.serve_listeners, up.handle, [upstream_listener])
+            proxy = Proxy(
+                ProxySettings(Upstream("127.0.0.1", upstream_listener.socket.getsockname()[1])),
+                Scenario(name="none"),
+                Journal(keep=True),
+                seed=1,
+            )
+            listener = await listen("127.0.0.1", 0)
+            port = listener.socket.getsockname()[1]
+            await nursery.start(serve_proxy, proxy, listener)
+            for n in range(1, 51):
+                client = await trio.open_tcp_stream("127.0.0.1", port)
+                await client.send_all(TRUNCATED)
+                await client.send_eof()
+                assert status_of(await read_until_eof(client)) == 400, n
+                await client.aclose()
+                closed = (await proxy.journal.wait_for("closed", n))[n - 1]
+                assert (closed["by"], closed["reason"]) == ("client", "client-closed"), n
+            assert_balanced(proxy.journal)
+            nursery.cancel_scope.cancel()
+
+
 async def test_a_malformed_chunked_body_is_the_clients_400(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
