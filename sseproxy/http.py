@@ -147,6 +147,8 @@ class HttpConnection(Connection):
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
         self.settled: Outcome | None = None
         self.requests = 0
+        self.method = b""
+        """The method of the request being answered (b"" before one was read)."""
 
     def closing_fields(self) -> dict[str, Any]:
         return {"requests": self.requests}
@@ -160,11 +162,13 @@ class HttpConnection(Connection):
 
     async def serve(self) -> Outcome:
         while True:
+            self.method = b""
             request = await self._request_head()
             if isinstance(request, Outcome):
                 if request.status is not None:
                     await self.respond(request.status, request.detail)
                 return request
+            self.method = request.method
             outcome = await self.exchange(request)
             done = self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
             if not (outcome.keep_alive and done):
@@ -213,7 +217,8 @@ class HttpConnection(Connection):
         try:
             response = h11.Response(status_code=status, headers=headers, reason=phrase(status))
             data = self.conn.send(response) or b""
-            data += self.conn.send(h11.Data(data=body)) or b""
+            if self.method != b"HEAD":  # the answer to HEAD is the head alone
+                data += self.conn.send(h11.Data(data=body)) or b""
             data += self.conn.send(h11.EndOfMessage()) or b""
             await self.stream.send_all(data)
         except (*_BROKEN, h11.LocalProtocolError):

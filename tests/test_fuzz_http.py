@@ -353,6 +353,13 @@ def check_valid_http(outcome: Outcome) -> None:
     raise AssertionError(f"over 100 events: {outcome.received!r}")
 
 
+def check_answers_delivered(outcome: Outcome) -> None:
+    """Every response the journal records reached the client (it reads to the end)."""
+    for record in outcome.of_kind("response"):
+        status_line = f"HTTP/1.1 {record['status']} ".encode()
+        assert status_line in outcome.received, (record, outcome.received)
+
+
 def check_journal(outcome: Outcome) -> None:
     opened, closed = outcome.of_kind("opened"), outcome.of_kind("closed")
     assert len(opened) == 1 and len(closed) == 1, outcome.records
@@ -466,6 +473,7 @@ def test_fuzz_requests(genome: bytes, blobs: bytes) -> None:
     tally("requests", outcome)
     check_journal(outcome)
     check_valid_http(outcome)
+    check_answers_delivered(outcome)
     check_one_request_upstream(outcome)
     check_request_blame(outcome)
 
@@ -516,6 +524,7 @@ def test_fuzz_upstream_responses(genome: bytes, blobs: bytes) -> None:
     tally("responses", outcome)
     check_journal(outcome)
     check_valid_http(outcome)
+    check_answers_delivered(outcome)
     check_response_blame(outcome)
 
 

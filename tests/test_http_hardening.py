@@ -468,3 +468,24 @@ def test_sseproxy_run_takes_client_header_timeout() -> None:
             waited = time.monotonic() - started
         assert status_of(reply) == 408
         assert 0.25 <= waited < 5
+
+
+CHUNKED_HEAD_END = b"transfer-encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"HEAD /x HTTP/9.9\r\nhost: t\r\n\r\n", 505),
+        (b"HEAD /x HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n" + CHUNKED_HEAD_END, 400),
+    ],
+)
+async def test_the_proxys_own_answer_to_head_is_a_head_alone(
+    autojump_clock: trio.testing.MockClock, raw: bytes, status: int
+) -> None:
+    """Found by the fuzzer: the body of an error answer made h11 refuse it for HEAD, so
+    the client got nothing while the journal said it got a status."""
+    async with rig() as r:
+        reply = await exchange(r, raw)
+        assert status_of(reply) == status
+        assert reply.endswith(b"\r\n\r\n") and b"sseproxy:" not in reply
