@@ -168,7 +168,6 @@ class HttpConnection(Connection):
                 if request.status is not None:
                     await self.respond(request.status, request.detail)
                 return request
-            self.method = request.method
             outcome = await self.exchange(request)
             done = self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
             if not (outcome.keep_alive and done):
@@ -188,6 +187,7 @@ class HttpConnection(Connection):
                 request = await _next_event(self.conn, self.stream)
                 if type(request) is not h11.Request:  # ConnectionClosed: the client is done
                     return Outcome("client", "client-closed")
+                self.method = request.method
                 if head_size(request.target, list(request.headers)) > self.max_head:
                     raise h11.RemoteProtocolError("request head too large", 431)
                 return request

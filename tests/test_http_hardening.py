@@ -478,6 +478,7 @@ CHUNKED_HEAD_END = b"transfer-encoding: chunked\r\n\r\n"
     [
         (b"HEAD /x HTTP/9.9\r\nhost: t\r\n\r\n", 505),
         (b"HEAD /x HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n" + CHUNKED_HEAD_END, 400),
+        (b"HEAD /x HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * 17_000 + b"\r\n\r\n", 431),
     ],
 )
 async def test_the_proxys_own_answer_to_head_is_a_head_alone(
