@@ -60,22 +60,34 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
 
 
 async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
-    """The next non-empty piece of a message body, or b'' at its end."""
+    """What one read brought of a message body, or b'' at its end.
+
+    h11 cuts what it parsed into a Data event per chunk; a server that flushes every
+    event sends hundreds of chunks per read, and they go on together, as one piece (one
+    write), rather than one write and one scheduler round each.
+    """
+    if conn.their_state is h11.DONE:
+        return b""  # the end came with the last data, in the same read
     saw_eof = False
+    parts: list[bytes] = []
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as error:
+            if parts:
+                return b"".join(parts)  # what came before the error; it is raised next time
             raise (Truncated if saw_eof else Garbled)(str(error)) from error
         if event is h11.NEED_DATA:
+            if parts:
+                return b"".join(parts)
             data = bytes(await stream.receive_some(CHUNK))
             saw_eof = not data
             conn.receive_data(data)
         elif type(event) is h11.Data:
             if event.data:
-                return bytes(event.data)
+                parts.append(event.data)
         elif type(event) is h11.EndOfMessage:
-            return b""
+            return b"".join(parts)  # with parts, the next call sees DONE and ends
         else:
             raise Truncated(f"{type(event).__name__} before the end of the body")
 

@@ -155,6 +155,48 @@ class Framer:
             data = data[end:]
             if not data:
                 return blocks
+        if self._skip_lf or self._at_start or b"\r" in data:
+            blocks += self._feed_any(data)
+        else:
+            blocks += self._feed_lf(data)
+        if self._max_pending is not None and len(self._buf) > self._max_pending:
+            blocks.append(self._give_up())
+        return blocks
+
+    def _feed_lf(self, data: bytes) -> list[Block]:
+        """The common case, a chunk without CR: blank lines are found by `find`, and the
+        lines of each block split at once (the held incomplete line has no CR either)."""
+        text = bytes(self._buf) + data if self._buf else data
+        field = self._field_line
+        blocks: list[Block] = []
+        block_start, pos = 0, self._line_start if self._buf else 0  # pos: a line's start
+        while True:
+            if text.startswith(b"\n", pos):
+                lines_end, end = pos, pos + 1  # the line at pos is blank
+            else:
+                found = text.find(b"\n\n", pos)
+                if found < 0:
+                    break
+                lines_end, end = found, found + 2
+            if lines_end > pos:
+                for line in text[pos:lines_end].split(b"\n"):
+                    field(line)
+            blocks.append(self._dispatch(text[block_start:end]))
+            block_start = pos = end
+        last = text.rfind(b"\n", pos)
+        if last >= pos:  # complete lines of the next block: take them in now
+            for line in text[pos:last].split(b"\n"):
+                field(line)
+            pos = last + 1
+        rest = text[block_start:]
+        self._buf = bytearray(rest)
+        self._line_start = pos - block_start
+        self._scanned = len(rest)
+        return blocks
+
+    def _feed_any(self, data: bytes) -> list[Block]:
+        """Any chunk: line by line, with CR, LF and CRLF (split across chunks too)."""
+        blocks: list[Block] = []
         buf = self._buf
         buf += data
         line_start = self._line_start
@@ -195,8 +237,6 @@ class Framer:
         del buf[:block_start]
         self._line_start = line_start - block_start
         self._scanned = len(buf)
-        if self._max_pending is not None and len(buf) > self._max_pending:
-            blocks.append(self._give_up())
         return blocks
 
     def _partial(self, raw: bytes) -> Block:
@@ -278,35 +318,35 @@ class Framer:
 
     def _field(self, buf: bytearray, start: int, end: int) -> None:
         """Interpret the non-blank line buf[start:end] (no line ending)."""
-        colon = buf.find(b":", start, end)
-        if colon == start:
-            self._comments.append(buf[start + 1 : end].decode("utf-8", "replace"))
+        self._field_line(bytes(buf[start:end]))
+
+    def _field_line(self, line: bytes) -> None:
+        """Interpret one non-blank line (no line ending)."""
+        colon = line.find(b":")
+        if colon == 0:
+            self._comments.append(line[1:].decode("utf-8", "replace"))
             return
         if colon < 0:
-            name = buf[start:end]
-            value_start = end
+            name, value = line, b""
         else:
-            name = buf[start:colon]
-            value_start = colon + 1
-            if buf.startswith(b" ", value_start, end):
-                value_start += 1  # exactly one space, so "data:  x" keeps " x"
+            name, value = line[:colon], line[colon + 1 :]
+            if value[:1] == b" ":
+                value = value[1:]  # exactly one space, so "data:  x" keeps " x"
         # Comparing raw bytes is exact: a field name only equals an ASCII name if its bytes
         # do, since U+FFFD from bad UTF-8 never decodes to ASCII.
         if name == b"data":
-            self._data.append(buf[value_start:end].decode("utf-8", "replace"))
+            self._data.append(value.decode("utf-8", "replace"))
         elif name == b"event":
-            self._type = buf[value_start:end].decode("utf-8", "replace")
+            self._type = value.decode("utf-8", "replace")
         elif name == b"id":
-            if buf.find(b"\0", value_start, end) < 0:
-                self._id_buffer = buf[value_start:end].decode("utf-8", "replace")
-        elif name == b"retry":
-            value = buf[value_start:end]
-            if value.isdigit():  # bytes.isdigit is ASCII-only and False for b""
-                # Leading zeros are stripped so only the magnitude meets int()'s digit
-                # limit; a value past it (centuries of ms) is ignored, as browsers ignore
-                # retry values that overflow their integer types.
-                with contextlib.suppress(ValueError):
-                    self._retry = int(value.lstrip(b"0") or b"0")
+            if b"\0" not in value:
+                self._id_buffer = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():  # ASCII-only, and False for b""
+            # Leading zeros are stripped so only the magnitude meets int()'s digit limit;
+            # a value past it (centuries of ms) is ignored, as browsers ignore retry
+            # values that overflow their integer types.
+            with contextlib.suppress(ValueError):
+                self._retry = int(value.lstrip(b"0") or b"0")
         # Any other field name is ignored, as the spec says.
 
     def _dispatch(self, raw: bytes) -> Block:

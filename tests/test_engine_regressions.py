@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import h11
+import pytest
 import trio
 
 from sseproxy.engine import Chain, FaultSlot, Stop
@@ -238,3 +239,28 @@ def test_a_framing_fault_holds_at_most_the_bound_of_an_endless_event() -> None:
     out += b"".join(piece.data for piece in chain.take_due(100.0).pieces)
     assert len(out) == sent
     assert [call[1] for call in hook.calls] == ["note"]
+
+
+# The upstream's last data and its end in one read: one piece, then the end at once (a
+# read that gathers every h11 Data event must not wait for more after the end)
+
+
+@pytest.mark.parametrize("scenario", [None, "antivirus-buffering"])
+async def test_the_last_chunk_and_the_end_in_one_read(autojump_clock: Any, scenario: Any) -> None:
+    body = b"".join(b"id: %d\ndata: x\n\n" % n for n in range(50))
+
+    async def server(stream: trio.abc.Stream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while type(conn.next_event()) is not h11.Request:
+            conn.receive_data(bytes(await stream.receive_some()))
+        head = h11.Response(status_code=200, headers=[("content-type", "text/event-stream")])
+        wire = conn.send(head) or b""
+        for n in range(50):
+            wire += conn.send(h11.Data(data=b"id: %d\ndata: x\n\n" % n)) or b""
+        await stream.send_all(wire + (conn.send(h11.EndOfMessage()) or b""))
+        await trio.sleep(10)  # keeps the connection open
+
+    async with memory_proxy(server, scenario) as proxy:
+        got = await get_events(await proxy.connect())
+        assert trio.current_time() == 0.0
+    assert got.body == body
