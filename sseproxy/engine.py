@@ -315,24 +315,29 @@ class Chain:
     def _send(self, index: int, item: _Item, at: float, charge: int) -> None:
         """Hand `item` to stage `index` (the sink when past the last) at `at`, never
         before what that stage already has; `charge` is the sending stage."""
-        now = self.clock
+        is_piece = isinstance(item, Piece)
         size = len(item.data) if isinstance(item, Piece) else 0
         if index == len(self.slots):
             if self.output_closed:
                 return  # nothing follows the stop
-            at = max(at, self.output_last)
+            if at < self.output_last:
+                at = self.output_last
             self.output_last = at
             self.output.append((at, item, charge))
-            self._charge(charge, size)
-            if isinstance(item, Stop):
+            if charge == _SOURCE:
+                self.source_queued += size
+            else:
+                self.slots[charge].in_transit += size
+            if not is_piece:
                 self.source_open = False
                 self.output_closed = True
             return
         slot = self.slots[index]
-        at = max(at, slot.last_due)
+        if at < slot.last_due:
+            at = slot.last_due
         slot.last_due = at
-        if at <= now and not slot.waiting:
-            self._arrive(index, item, now)
+        if at <= self.clock and not slot.waiting:
+            self._arrive(index, item, self.clock)
             return
         slot.waiting += 1
         self._charge(charge, size)
