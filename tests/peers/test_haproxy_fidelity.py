@@ -44,6 +44,13 @@ SCENARIO = scenario_toml(
     {"type": "idle-timeout", "timeout": "1s", "counts": "bytes", "action": "close", "status": 504},
 )
 
+# haproxy-default's 200 ms hold after the timeout: the timer sees the server's bytes as
+# they come, and its close is not held like the data (issue: the close waited behind it)
+DELAYED = (
+    SCENARIO
+    + '\n[[faults]]\nname = "no-http-no-delay"\ntype = "latency"\ndelay = "200ms"\n'
+)
+
 
 @dataclass
 class Seen:
@@ -54,6 +61,7 @@ class Seen:
     ours_mid_stream: Observed
     ours_heartbeats: Observed
     ours_before_head: Observed
+    ours_delayed_mid_stream: Observed  # idle-timeout, then haproxy-default's hold
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +77,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> Seen:
             haproxy(folder / "haproxy", routes) as port,
             sseproxy_run(up, SCENARIO, folder) as proxy,
             sseproxy_run(hung.port, SCENARIO, folder) as hung_proxy,
+            sseproxy_run(up, DELAYED, folder) as delayed_proxy,
         ):
             result = Seen(
                 *parallel(
@@ -79,6 +88,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> Seen:
                     partial(fetch, proxy, SILENT, timeout=5),
                     partial(fetch, proxy, HEARTBEATS, timeout=WINDOW),
                     partial(fetch, hung_proxy, "/events", timeout=4, linger=0.5),
+                    partial(fetch, delayed_proxy, SILENT, timeout=5),
                 )
             )
     for name, observed in vars(result).items():
@@ -138,3 +148,13 @@ def test_sseproxy_answers_504_when_haproxy_does(seen: Seen) -> None:
     ours, theirs = seen.ours_before_head, seen.before_head
     assert (ours.status, ours.complete) == (theirs.status, theirs.complete), ours.summary()
     assert within(ours.head_at, theirs.head_at or 0.0), (ours.head_at, theirs.head_at)
+
+
+def test_the_hold_delays_data_but_not_the_timeouts_close_as_in_haproxy(seen: Seen) -> None:
+    # HAProxy without http-no-delay: event 1 about 200 ms late, yet the cut comes
+    # `timeout server` after the server's last byte, not after the client's
+    ours, theirs = seen.ours_delayed_mid_stream, seen.mid_stream
+    (ours_first, _), (theirs_first, _) = ours.events()[0], theirs.events()[0]
+    assert 0.15 <= theirs_first <= 0.3 and 0.15 <= ours_first <= 0.3, (ours_first, theirs_first)
+    assert within(ours.ended_at, TIMEOUT) and within(theirs.ended_at, TIMEOUT), ours.summary()
+    assert ours.ending == theirs.ending == "fin"
