@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 import trio
 
+from sseproxy.chunked import ChunkedBody, is_chunked
 from sseproxy.connection import Connection, Garbled, Outcome, Truncated, outcome_of, reason_of
 from sseproxy.faults.base import Piece, ResponseHead
 from sseproxy.http_checks import (
@@ -361,6 +362,8 @@ class UpstreamCall(trio.abc.ReceiveStream):
         self.body_read = False
         self.head_read = False
         """The response head came from the upstream (not from a fault)."""
+        self.body: ChunkedBody | None = None
+        """A chunked response body, read without h11 (see `sseproxy.chunked`)."""
         self.where = client.proxy.settings.upstream
 
     async def head(self) -> ResponseHead:
@@ -444,6 +447,9 @@ class UpstreamCall(trio.abc.ReceiveStream):
                     "upstream-protocol-error",
                 )
             self.head_read = True
+            if is_chunked(self.request.method, event):  # h11 is not used past the head
+                unread, closed = self.conn.trailing_data
+                self.body = ChunkedBody(stream, unread, closed, self.client.max_head)
             return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
 
     async def _upload(self, stream: trio.abc.Stream) -> None:
@@ -464,6 +470,8 @@ class UpstreamCall(trio.abc.ReceiveStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         assert self.stream is not None
+        if self.body is not None:
+            return await self.body.read()
         return await _read_body(self.conn, self.stream)
 
     async def aclose(self) -> None:
