@@ -2,9 +2,9 @@
 
 h11 makes a `Data` event per HTTP chunk, 2-5 µs each, and a server that flushes every
 100-byte event sends one chunk per event: h11 would then cost more than the rest of the
-relay. `Dechunker` scans a whole read with `bytes.find` and one regular expression per
-chunk-size line, and hands back the payload of everything the read brought as one bytes
-object (one write downstream).
+relay. `Dechunker` scans a whole read with `bytes.find` and `int(size, 16)` (a regular
+expression only for a line with an extension), and hands back the payload of everything
+the read brought as one bytes object (one write downstream).
 
 It refuses exactly what h11 0.16 refuses, with the same split into "cut short" and
 "malformed" (tests/test_chunked.py compares both, byte for byte, on random and broken
@@ -29,6 +29,7 @@ __all__ = ["ChunkError", "ChunkedBody", "Dechunker", "is_chunked"]
 
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\n]*)?[ \t]*")
 """h11's `chunk_header` without its CRLF (its `.` is anything but LF)."""
+_HEX = b"0123456789abcdefABCDEF"
 
 
 class ChunkError(ValueError):
@@ -127,14 +128,22 @@ class Dechunker:
                         if len(held) > self.limit:
                             raise ChunkError("Receive buffer too long")
                         return
-                    match = size_line(data, pos, eol)
-                    if match is None:
-                        raise ChunkError(f"illegal chunk header: {data[pos : eol + 2]!r}")
-                    left = int(match[1], 16)
+                    digits = data[pos:eol]
+                    if not digits or len(digits) > 20 or digits.strip(_HEX):  # not hex alone
+                        match = size_line(data, pos, eol)
+                        if match is None:
+                            raise ChunkError(f"illegal chunk header: {data[pos : eol + 2]!r}")
+                        digits = match[1]
+                    left = int(digits, 16)
                     pos = eol + 2
                     if not left:
                         self._last_chunk(data[pos:])
                         return
+                    stop = pos + left
+                    if data[stop : stop + 2] == b"\r\n":  # the whole chunk is here: most are
+                        append(data[pos:stop])
+                        pos = stop + 2
+                        left = 0
         finally:
             self._left = left
             self._crlf = crlf

@@ -61,7 +61,8 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
 
 
 async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
-    """What one read brought of a message body, or b'' at its end.
+    """What one read brought of a message body, or b'' at its end (a chunked response
+    body is read by `sseproxy.chunked.ChunkedBody` instead, with the same contract).
 
     h11 cuts what it parsed into a Data event per chunk; a server that flushes every
     event sends hundreds of chunks per read, and they go on together, as one piece (one
@@ -447,7 +448,10 @@ class UpstreamCall(trio.abc.ReceiveStream):
                     "upstream-protocol-error",
                 )
             self.head_read = True
-            if is_chunked(self.request.method, event):  # h11 is not used past the head
+            if is_chunked(self.request.method, event):
+                # h11 stops here for the response (it stays in SEND_BODY: nothing reads
+                # its state again; the connection closes after the exchange), and the
+                # body starts with what it had already received past the head
                 unread, closed = self.conn.trailing_data
                 self.body = ChunkedBody(stream, unread, closed, self.client.max_head)
             return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
