@@ -1,7 +1,8 @@
 """A benchmark, not a test: the fast chunked reader against h11 (issue 10).
 
     python3 -m tests.bench_chunked micro          µs per 100-byte chunk, 64 KiB reads
-    python3 -m tests.bench_chunked e2e BEFORE     events/s through `sseproxy run` with the
+    python3 -m tests.bench_chunked e2e BEFORE [SCENARIO]
+                                                  events/s through `sseproxy run` with the
                                                   package in BEFORE (a checkout) and here
 
 Both print medians of interleaved repeats (the machine may be busy with other work).
@@ -108,7 +109,7 @@ def free_port() -> int:
         return port
 
 
-def e2e(before: str, events: int = 200_000, repeats: int = 5) -> None:
+def e2e(before: str, scenario: str = "", events: int = 200_000, repeats: int = 5) -> None:
     listener, up = upstream(events)
     ports = {"direct": up}
     proxies = []
@@ -116,6 +117,7 @@ def e2e(before: str, events: int = 200_000, repeats: int = 5) -> None:
         port = ports[name] = free_port()
         command = [sys.executable, "-m", "sseproxy", "run", "--listen", f"127.0.0.1:{port}"]
         command += ["--upstream", f"http://127.0.0.1:{up}"]
+        command += ["--scenario", str(Path(scenario).resolve())] if scenario else []
         env = {**os.environ, "PYTHONPATH": path}
         out = subprocess.DEVNULL
         proxies.append(subprocess.Popen(command, env=env, cwd=path, stdout=out, stderr=out))
@@ -150,7 +152,7 @@ def e2e(before: str, events: int = 200_000, repeats: int = 5) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["micro"]:
         micro()
-    elif sys.argv[1:2] == ["e2e"] and len(sys.argv) == 3:
-        e2e(sys.argv[2])
+    elif sys.argv[1:2] == ["e2e"] and len(sys.argv) in (3, 4):
+        e2e(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "")
     else:
         sys.exit(__doc__)
