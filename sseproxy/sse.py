@@ -249,13 +249,7 @@ class Framer:
     def _give_up(self) -> Block:
         """The incomplete block outgrew the bound: hand its bytes on and skip the rest of it."""
         at_line_start = self._line_start == len(self._buf)
-        block = self._partial(bytes(self._buf))
-        self._buf.clear()
-        self._line_start = self._scanned = 0
-        self._data.clear()
-        self._comments.clear()
-        self._type = ""
-        self._retry = None
+        block = self._partial(self._take_pending())
         self._skipping = True
         self._line_empty = at_line_start
         self.overflows += 1
@@ -310,6 +304,11 @@ class Framer:
         Per the spec, an event whose blank line never came is discarded, not dispatched;
         the bytes are still returned so a proxy can relay the stream unchanged.
         """
+        self._closed = True
+        return self._take_pending()
+
+    def _take_pending(self) -> bytes:
+        """The incomplete block's raw bytes; its fields are forgotten (never dispatched)."""
         raw = bytes(self._buf)
         self._buf.clear()
         self._line_start = self._scanned = 0
@@ -317,7 +316,6 @@ class Framer:
         self._comments.clear()
         self._type = ""
         self._retry = None
-        self._closed = True
         return raw
 
     def _field(self, buf: bytearray, start: int, end: int) -> None:
