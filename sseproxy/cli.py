@@ -131,6 +131,14 @@ def main() -> None:
     "an upstream descriptor each (/ 3 with the built-in server).",
 )
 @click.option(
+    "--client-header-timeout",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="A client must send each request head within this long (then 408, or a close "
+    "if it sent nothing), as nginx's client_header_timeout. Upstreams are not timed.",
+)
+@click.option(
     "--control",
     "control_at",
     metavar="HOST:PORT",
@@ -156,6 +164,7 @@ def run(
     session_keys: tuple[str, ...],
     connect_timeout: str,
     max_connections: int | None,
+    client_header_timeout: str,
     control_at: str | None,
     control_token: str | None,
 ) -> None:
@@ -194,6 +203,7 @@ def run(
             Upstream.parse(upstream) if upstream else Upstream("127.0.0.1", 0),
             "tcp" if mode == "tcp" else "http",
             parse_duration(connect_timeout, bare_seconds=True),
+            client_header_timeout=_positive("--client-header-timeout", client_header_timeout),
             session_keys=session_keys,
             journal_events=journal_events,
             live=control is not None,
@@ -212,6 +222,15 @@ def run(
                 seed,
                 out,
             )
+
+
+def _positive(option: str, text: str) -> float:
+    from sseproxy.units import parse_duration
+
+    seconds = parse_duration(text, bare_seconds=True)
+    if seconds <= 0:
+        raise ConfigError(f"{option} must be more than 0, e.g. 60s")
+    return seconds
 
 
 def _given(parameter: str) -> bool:

@@ -44,6 +44,8 @@ class Outcome:
     reason: str
     detail: str = ""
     keep_alive: bool = False
+    status: int | None = None
+    """The status the proxy answers for it when no response has started (HTTP mode)."""
 
 
 def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
@@ -154,7 +156,7 @@ class Connection:
             with self.scope:
                 final = await self.serve()
             if self.killed is not None:
-                final = Outcome("proxy", "killed", f"{self.killed} by the control API")
+                final = self.killed_outcome()
         except BaseException as error:
             cancelled = _is_cancellation(error)
             final = Outcome("proxy", "shutdown" if cancelled else "internal-error", repr(error))
@@ -181,6 +183,10 @@ class Connection:
             finally:
                 await trio.aclose_forcefully(self.stream)
                 await self.cleanup()
+
+    def killed_outcome(self) -> Outcome:
+        """Killed through the control API (the exchange's `ended` says so too)."""
+        return Outcome("proxy", "killed", f"{self.killed} by the control API")
 
     def kill(self, how: Literal["close", "reset"] = "close") -> None:
         """End this connection now (control API): close it, or reset it with an RST."""

@@ -421,7 +421,8 @@ class Chain:
                 self._note_overflow(slot)
                 self._offer(index, Piece(block.raw), now)
             else:
-                self._offer(index, Piece(block.raw, True, block.event), now)
+                piece = Piece(block.raw, True, block.event, last_id=block.last_event_id)
+                self._offer(index, piece, now)
 
     def _offer(self, index: int, piece: Piece, now: float) -> None:
         slot = self.slots[index]

@@ -5,14 +5,15 @@ source connects to the upstream, forwards the request, and yields the response h
 its first piece, then the body; so faults act from the request on (a timeout can fire
 before the response starts, and then the proxy answers a status itself, as nginx answers
 504). The `up` link carries the request body. With no fault both are plain copies,
-flushed chunk by chunk. Bad input gets the status a real proxy sends (400, 431, 502, 504)
-and ends only its own connection.
+flushed chunk by chunk. Bad input gets the status a real proxy sends (400, 408, 431, 501,
+502, 504, 505), ends only its own connection, and is journaled as the doing of the side
+that sent it; what is refused before the upstream is contacted is in `http_checks`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from http import HTTPStatus
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import h11
@@ -20,6 +21,14 @@ import trio
 
 from sseproxy.connection import Connection, Garbled, Outcome, Truncated, outcome_of, reason_of
 from sseproxy.faults.base import Piece, ResponseHead
+from sseproxy.http_checks import (
+    REASONS,
+    end_to_end,
+    head_size,
+    phrase,
+    refusal_of,
+    response_problem,
+)
 from sseproxy.link import CHUNK, FaultSlot, HeadError, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
@@ -31,41 +40,14 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpConnection", "end_to_end"]
 
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _WATCH_LIMIT = 64 * 1024
-
-
-def end_to_end(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Drop hop-by-hop headers (RFC 9110 §7.6.1), including those listed in Connection."""
-    listed = {
-        token.strip().lower()
-        for name, value in headers
-        if name == b"connection"
-        for token in value.split(b",")
-    }
-    return [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in listed]
 
 
 def _has_body(request: h11.Request) -> bool:
     headers = dict(request.headers)
     length = headers.get(b"content-length", b"0").strip()
     return b"transfer-encoding" in headers or length != b"0"
-
-
-def head_size(target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
-    """About how many bytes a head took on the wire (h11 checks only incomplete heads)."""
-    return len(target) + 16 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
@@ -99,14 +81,32 @@ async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
 
 
 class BodySource(trio.abc.ReceiveStream):
-    """A message body as a byte stream: h11 Data events in, b'' at EndOfMessage."""
+    """A request body as a byte stream: h11 Data events in, b'' at EndOfMessage.
 
-    def __init__(self, conn: h11.Connection, stream: trio.abc.Stream) -> None:
+    A body cut short or garbled is the client's fault, and that is decided the moment it
+    is read (`blame`), before the upstream notices that its request stopped: otherwise
+    the blame goes to whichever side the scheduler happens to run first.
+    """
+
+    def __init__(
+        self,
+        conn: h11.Connection,
+        stream: trio.abc.Stream,
+        blame: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.stream = stream
+        self.blame = blame
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        return await _read_body(self.conn, self.stream)
+        try:
+            return await _read_body(self.conn, self.stream)
+        except trio.BrokenResourceError as error:
+            if self.blame is not None:
+                bad = isinstance(error, Truncated | Garbled)
+                reason = reason_of(error, "client")
+                self.blame(Outcome("client", reason, str(error), status=400 if bad else None))
+            raise
 
     async def aclose(self) -> None:
         await self.stream.aclose()
@@ -147,6 +147,8 @@ class HttpConnection(Connection):
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head)
         self.settled: Outcome | None = None
         self.requests = 0
+        self.method = b""
+        """The method of the request being answered (b"" before one was read)."""
 
     def closing_fields(self) -> dict[str, Any]:
         return {"requests": self.requests}
@@ -160,26 +162,46 @@ class HttpConnection(Connection):
 
     async def serve(self) -> Outcome:
         while True:
-            try:
-                request = await _next_event(self.conn, self.stream)
-                if type(request) is h11.Request and (
-                    head_size(request.target, list(request.headers)) > self.max_head
-                ):
-                    raise h11.RemoteProtocolError("request head too large", 431)
-            except h11.RemoteProtocolError as error:
-                status = error.error_status_hint
-                reason = "head-too-large" if status == 431 else "bad-request"
-                await self.respond(status, f"bad request: {error}")
-                return Outcome("proxy", reason, str(error))
-            except _BROKEN as error:
-                return Outcome("client", reason_of(error, "client"))
-            if type(request) is not h11.Request:  # ConnectionClosed: the client is done
-                return Outcome("client", "client-closed")
+            self.method = b""
+            request = await self._request_head()
+            if isinstance(request, Outcome):
+                if request.status is not None:
+                    await self.respond(request.status, request.detail)
+                return request
             outcome = await self.exchange(request)
             done = self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
             if not (outcome.keep_alive and done):
                 return outcome
             self.conn.start_next_cycle()
+
+    async def _request_head(self) -> h11.Request | Outcome:
+        """The next request head, or why there is none (bad input, a timeout, a close).
+
+        The head must be complete within `client_header_timeout` of the proxy starting
+        to wait for it: from the connection's start, or (keep-alive) from the end of the
+        previous exchange. Past it: 408 if part of a head came, else a plain close.
+        """
+        limit = self.proxy.settings.client_header_timeout
+        try:
+            with trio.move_on_after(limit):
+                request = await _next_event(self.conn, self.stream)
+                if type(request) is not h11.Request:  # ConnectionClosed: the client is done
+                    return Outcome("client", "client-closed")
+                self.method = request.method
+                if head_size(request.target, list(request.headers)) > self.max_head:
+                    raise h11.RemoteProtocolError("request head too large", 431)
+                return request
+        except h11.RemoteProtocolError as error:
+            status = error.error_status_hint
+            reason = REASONS.get(status, "bad-request")
+            return Outcome("client", reason, f"bad request: {error}", status=status)
+        except _BROKEN as error:
+            return Outcome("client", reason_of(error, "client"))
+        if self.conn.trailing_data[0]:
+            detail = f"no complete request head within {limit:g}s"
+            return Outcome("client", "client-header-timeout", detail, status=408)
+        waited = "after the last response" if self.requests else "for a request"
+        return Outcome("client", "client-header-timeout", f"idle {limit:g}s {waited}")
 
     async def respond(self, status: int, text: str) -> None:
         """An error response from the proxy itself; the connection then closes (nginx would
@@ -192,12 +214,11 @@ class HttpConnection(Connection):
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
-        known = status in HTTPStatus._value2member_map_
-        reason = HTTPStatus(status).phrase.encode() if known else b""
         try:
-            response = h11.Response(status_code=status, headers=headers, reason=reason)
+            response = h11.Response(status_code=status, headers=headers, reason=phrase(status))
             data = self.conn.send(response) or b""
-            data += self.conn.send(h11.Data(data=body)) or b""
+            if self.method != b"HEAD":  # the answer to HEAD is the head alone
+                data += self.conn.send(h11.Data(data=body)) or b""
             data += self.conn.send(h11.EndOfMessage()) or b""
             await self.stream.send_all(data)
         except (*_BROKEN, h11.LocalProtocolError):
@@ -205,6 +226,7 @@ class HttpConnection(Connection):
         self.write("response", status=status, origin="proxy")
 
     async def exchange(self, request: h11.Request) -> Outcome:
+        """One request and its response; journals `request` and `ended` records."""
         self.requests += 1
         started = trio.current_time()
         number = self.proxy.next_exchange()
@@ -213,7 +235,8 @@ class HttpConnection(Connection):
         }
         target = request.target.decode("latin-1")
         info = RequestInfo(request.method.decode("latin-1"), target, headers)
-        chains = self.proxy.plan.chains(number, info, started)
+        refusal = refusal_of(request)
+        chains = self.proxy.plan.chains(number, info, started) if refusal is None else None
         self.number, self.request, self.started = number, info, started
         path, _, query = target.partition("?")
         self.write(
@@ -225,32 +248,21 @@ class HttpConnection(Connection):
             session=self.proxy.session_of(headers, query),
             last_event_id=headers.get("last-event-id"),
             user_agent=headers.get("user-agent"),
-            faults=chains.names() or None,
+            faults=(chains.names() or None) if chains else None,
         )
-        self.settled = self.decided = None
-        call = UpstreamCall(self, request, chains, started)
-        if not _has_body(request):  # read its end now: keep-alive then survives an early answer
-            end = self.conn.next_event()
-            assert type(end) is h11.EndOfMessage, end
-            call.body_read = True
         outcome = Outcome("proxy", "shutdown")
         try:
-            async with trio.open_nursery() as nursery:
-                call.nursery = nursery
-                nursery.start_soon(self._watch_client, call.request_read, nursery.cancel_scope)
-                result = await run_link(
-                    call,
-                    ResponseSink(self, started),
-                    chains.down,
-                    observe=self.down.observe,
-                    fired=self.fired("down"),
-                    head=call.head,
-                    live=self.links["down"] if self.proxy.settings.live else None,
-                )
-                self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
-            outcome = self.settled or outcome
+            if chains is None:
+                assert refusal is not None
+                outcome = Outcome("client", refusal.reason, refusal.message, status=refusal.status)
+            else:
+                outcome = await self._relay(request, chains, started)
+            if outcome.status is not None:
+                await self.respond(outcome.status, outcome.detail)
             return outcome
         finally:
+            if self.killed is not None:
+                outcome = self.killed_outcome()
             self.write(
                 "ended",
                 req=number,
@@ -259,6 +271,31 @@ class HttpConnection(Connection):
                 detail=outcome.detail or None,
                 duration=round(trio.current_time() - started, 6),
             )
+
+    async def _relay(self, request: h11.Request, chains: Chains, started: float) -> Outcome:
+        """Forward the request and relay the response through the fault chains."""
+        self.settled = self.decided = None
+        call = UpstreamCall(self, request, chains, started)
+        if not _has_body(request):  # read its end now: keep-alive then survives an early answer
+            end = self.conn.next_event()
+            assert type(end) is h11.EndOfMessage, end
+            call.body_read = True
+        try:
+            async with trio.open_nursery() as nursery:
+                call.nursery = nursery
+                nursery.start_soon(self._watch_client, call.request_read, nursery.cancel_scope)
+                result = await run_link(
+                    call,
+                    ResponseSink(self, call),
+                    chains.down,
+                    observe=self.down.observe,
+                    fired=self.fired("down"),
+                    head=call.head,
+                    live=self.links["down"] if self.proxy.settings.live else None,
+                )
+                self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
+            return self.settled or Outcome("proxy", "shutdown")
+        finally:
             if call.stream is not None:
                 await trio.aclose_forcefully(call.stream)
 
@@ -310,6 +347,8 @@ class UpstreamCall(trio.abc.ReceiveStream):
         self.nursery: trio.Nursery | None = None
         self.request_read = trio.Event()
         self.body_read = False
+        self.head_read = False
+        """The response head came from the upstream (not from a fault)."""
         self.where = client.proxy.settings.upstream
 
     async def head(self) -> ResponseHead:
@@ -382,6 +421,9 @@ class UpstreamCall(trio.abc.ReceiveStream):
                     f"upstream {where} closed the connection without a response",
                     "upstream-closed",
                 )
+            problem = response_problem(event)
+            if problem is not None:
+                raise HeadError(502, f"upstream {where} {problem}", "upstream-protocol-error")
             headers = end_to_end(list(event.headers))
             if head_size(b"", headers) > self.client.max_head:
                 raise HeadError(
@@ -389,12 +431,15 @@ class UpstreamCall(trio.abc.ReceiveStream):
                     f"upstream {where} sent a response head over {self.client.max_head} bytes",
                     "upstream-protocol-error",
                 )
+            self.head_read = True
             return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
 
     async def _upload(self, stream: trio.abc.Stream) -> None:
         client = self.client
+        assert self.nursery is not None
+        scope = self.nursery.cancel_scope
         result = await run_link(
-            BodySource(client.conn, client.stream),
+            BodySource(client.conn, client.stream, lambda outcome: client.settle(outcome, scope)),
             BodySink(self.conn, stream),
             self.up_slots,
             observe=client.up.observe,
@@ -403,8 +448,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
         )
         self.request_read.set()
         if result.kind != "end" or result.origin is not None:
-            assert self.nursery is not None
-            client.settle(outcome_of(result, "client", "upstream"), self.nursery.cancel_scope)
+            client.settle(outcome_of(result, "client", "upstream"), scope)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         assert self.stream is not None
@@ -418,19 +462,20 @@ class UpstreamCall(trio.abc.ReceiveStream):
 class ResponseSink:
     """The down link's `Sink`: the response head, its body chunks, and how it finishes."""
 
-    def __init__(self, client: HttpConnection, started: float) -> None:
+    def __init__(self, client: HttpConnection, call: UpstreamCall) -> None:
         self.client = client
-        self.started = started
+        self.call = call
+        self.started = call.started
         self.body = BodySink(client.conn, client.stream)
 
     async def send(self, piece: Piece) -> None:
         client = self.client
         if piece.head is not None:
             head = piece.head
+            # the upstream's reason phrase as sent (even none); a fault's head gets the usual
+            reason = head.reason if self.call.head_read else head.reason or phrase(head.status)
             data = client.conn.send(
-                h11.Response(
-                    status_code=head.status, reason=head.reason, headers=list(head.headers)
-                )
+                h11.Response(status_code=head.status, reason=reason, headers=list(head.headers))
             )
             await client.stream.send_all(data or b"")
             content_type = (head.header(b"content-type") or b"").decode("latin-1")

@@ -28,6 +28,7 @@ from typing import Any, Self, TextIO
 
 import trio
 
+from sseproxy.faults.base import Piece
 from sseproxy.sse import Event, Framer
 
 __all__ = ["BACKLOG", "Journal", "JournalReader", "LineWriter", "Tally"]
@@ -259,30 +260,41 @@ class Tally:
         self.framed = self.framed or framer is not None
         self.start = self.last_byte = self.last_event = trio.current_time()
 
-    def observe(self, data: bytes) -> None:
+    def observe(self, piece: Piece) -> None:
+        """A piece written to the peer: count its bytes, and its events when framing. A
+        block the fault chain already cut is counted without being parsed again."""
+        data = piece.data
         self.octets += len(data)
         now = trio.current_time()
         if self.last_byte is not None:
             self.longest_gap = max(self.longest_gap, now - self.last_byte)
         self.last_byte = now
-        if self.framer is None:
+        framer = self.framer
+        if framer is None:
             return
-        for block in self.framer.feed(data):
-            if block.event is not None:
-                self.events += 1
-                if self.last_event is not None:
-                    self.longest_event_gap = max(self.longest_event_gap, now - self.last_event)
-                self.last_event = now
-                if block.event.id and self.first_id is None:
-                    self.first_id = block.event.id
-                if self.on_event is not None:
-                    self.on_event(block.event, len(block.raw))
-            if block.last_event_id != (self.last_id or ""):
-                self.last_id = block.last_event_id
-        if self.framer.overflows and not self.noted_overflow:
-            self.noted_overflow = True
-            if self.on_note is not None:
-                self.on_note("an event outgrew the framing bound: relayed unparsed, not counted")
+        if piece.framed and piece.last_id is not None and framer.between_blocks:
+            framer.skip_block(data, piece.last_id)
+            self._block(piece.event, piece.last_id, len(data), now)
+        else:
+            for block in framer.feed(data):
+                self._block(block.event, block.last_event_id, len(block.raw), now)
+            if framer.overflows and not self.noted_overflow:
+                self.noted_overflow = True
+                if self.on_note is not None:
+                    self.on_note("an event outgrew the framing bound: relayed, not counted")
+
+    def _block(self, event: Event | None, last_id: str, size: int, now: float) -> None:
+        if event is not None:
+            self.events += 1
+            if self.last_event is not None:
+                self.longest_event_gap = max(self.longest_event_gap, now - self.last_event)
+            self.last_event = now
+            if event.id and self.first_id is None:
+                self.first_id = event.id
+            if self.on_event is not None:
+                self.on_event(event, size)
+        if last_id != (self.last_id or ""):
+            self.last_id = last_id
 
     def summary(self, prefix: str) -> dict[str, Any]:
         fields: dict[str, Any] = {f"bytes_{prefix}": self.octets}

@@ -35,7 +35,8 @@ WATCHED_SLICE = 16 * 1024
 MAX_IN_FLIGHT = DEFAULT_CAPACITY
 """Bytes a stage may have in flight before the reader pauses (see `sseproxy.engine`)."""
 
-Observer = Callable[[bytes], None]
+Observer = Callable[[Piece], None]
+"""Told of every piece written to the sink (the journal's tally counts bytes and events)."""
 HeadReader = Callable[[], Awaitable[ResponseHead]]
 """Reads a response head before the body (HTTP mode); raises HeadError when it cannot."""
 
@@ -78,9 +79,10 @@ async def pump(
             data = bytes(await source.receive_some(CHUNK))
             if not data:
                 break
-            await _send(sink, Piece(data))
+            piece = Piece(data)
+            await _send(sink, piece)
             if observe is not None:
-                observe(data)
+                observe(piece)
     except _SinkFailed as failed:
         return LinkResult("sink-error", error=failed.error)
     except _BROKEN as error:
@@ -247,18 +249,21 @@ class Link:
                 return failed
 
     async def _write_pieces(self, pieces: list[Piece]) -> LinkResult | None:
-        for piece in pieces:
+        """Write what is due: consecutive data pieces as one write (one HTTP chunk), a
+        response head or a piece with a `boundary` on its own."""
+        for write, written in _writes(pieces):
             try:
                 watchdog = self.chain.write_watchdog()
                 if watchdog is not None:
-                    if not await self._send_watched(piece, watchdog[1]):
+                    if not await self._send_watched(write, watchdog[1]):
                         return await self._write_timed_out(watchdog[0])
                     continue
-                await self.sink.send(piece)
+                await self.sink.send(write)
             except _BROKEN as error:
                 return LinkResult("sink-error", error=error)
-            if self.observe is not None and piece.data:
-                self.observe(piece.data)
+            if self.observe is not None:
+                for piece in written:
+                    self.observe(piece)
         return None
 
     async def _finish(self, stop: Stop) -> LinkResult:
@@ -280,9 +285,9 @@ class Link:
         for start in range(0, len(piece.data), WATCHED_SLICE):
             part = piece.data[start : start + WATCHED_SLICE]
             with trio.move_on_after(limit):
-                await self.sink.send(Piece(part, piece.framed, piece.event))
+                await self.sink.send(Piece(part))
                 if self.observe is not None:
-                    self.observe(part)
+                    self.observe(Piece(part))
                 continue
             return False
         return True
@@ -294,3 +299,27 @@ class Link:
         with contextlib.suppress(*_BROKEN):
             await self.sink.stop(stop.kind, stop.status, stop.detail)
         return LinkResult(stop.kind, stop.origin, stop.detail)
+
+
+def _writes(pieces: list[Piece]) -> list[tuple[Piece, list[Piece]]]:
+    """Group a batch into writes: (what to write, the pieces it carries)."""
+    writes: list[tuple[Piece, list[Piece]]] = []
+    run: list[Piece] = []
+    for piece in pieces:
+        if piece.head is None and not piece.boundary:
+            if piece.data:
+                run.append(piece)
+            continue
+        if run:
+            writes.append(_joined(run))
+            run = []
+        writes.append((piece, [piece]))
+    if run:
+        writes.append(_joined(run))
+    return writes
+
+
+def _joined(run: list[Piece]) -> tuple[Piece, list[Piece]]:
+    if len(run) == 1:
+        return run[0], run
+    return Piece(b"".join(piece.data for piece in run)), run

@@ -323,7 +323,7 @@ async def _events(
     except UnitError as exc:
         await ex.reply(400, f"{exc}\n".encode())
         return
-    await ex.send(h11.Response(status_code=200, headers=_EVENT_HEADERS))
+    await ex.send(h11.Response(status_code=200, headers=_EVENT_HEADERS, reason=b"OK"))
     await _stream(ex, replace(settings, **overrides), _last_event_id(request) + 1)
     await ex.send(h11.EndOfMessage())
 

@@ -70,6 +70,9 @@ class ProxySettings:
     upstream: Upstream
     mode: Mode = "http"
     connect_timeout: float = 10.0
+    client_header_timeout: float = 60.0
+    """Seconds a client has to send a whole request head (nginx `client_header_timeout`);
+    then 408, or a close if it sent nothing. The upstream's response head has no limit."""
     max_head_size: int = 16 * 1024
     """Largest request or response head accepted (431 / 502 beyond it)."""
     session_keys: tuple[str, ...] = ("Mcp-Session-Id", "sessionId")

@@ -247,6 +247,19 @@ class Framer:
         self._line_empty = empty
         return -1
 
+    @property
+    def between_blocks(self) -> bool:
+        """Nothing of an incomplete block is held: the next byte starts a new block."""
+        return not self._buf and not self._skipping
+
+    def skip_block(self, raw: bytes, last_event_id: str) -> None:
+        """Account for a whole block that another framer of the same stream already cut
+        (`raw`, and the last event ID after it) without parsing it again. Only valid
+        `between_blocks`; afterwards this framer continues as if it had parsed it."""
+        self._last_event_id = self._id_buffer = last_event_id
+        self._skip_lf = raw.endswith(b"\r")
+        self._at_start = self._at_start and not raw
+
     def close(self) -> bytes:
         """End of stream: return the raw bytes of the incomplete trailing block (maybe b"").
 

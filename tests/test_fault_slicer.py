@@ -14,6 +14,11 @@ from sseproxy.sse import Event
 from tests.harness import memory_proxy, scenario_of
 
 
+def cut(data: bytes) -> Piece:
+    """A slice as the slicer delivers it: written on its own, never merged."""
+    return Piece(data, boundary=True)
+
+
 def make(size: int = 16, variation: int = 8, delay: float = 0.0, seed: int = 0) -> Slicer:
     settings = {"size": size, "variation": variation, "delay": delay}
     return Slicer(settings, random.Random(seed))
@@ -22,16 +27,16 @@ def make(size: int = 16, variation: int = 8, delay: float = 0.0, seed: int = 0) 
 def test_slices_split_lines_and_crlf_and_follow_each_other_by_delay() -> None:
     fault = make(size=4, variation=2, delay=0.5)
     assert fault.on_piece(Piece(b"id: 1\r\ndata: x\r\n\r\n"), 3.0) == [
-        Deliver(Piece(b"id: 1"), 3.0),
-        Deliver(Piece(b"\r\ndat"), 3.5),  # the CRLF of `id` and the next line
-        Deliver(Piece(b"a:"), 4.0),
-        Deliver(Piece(b" x\r\n"), 4.5),
-        Deliver(Piece(b"\r\n"), 5.0),
+        Deliver(cut(b"id: 1"), 3.0),
+        Deliver(cut(b"\r\ndat"), 3.5),  # the CRLF of `id` and the next line
+        Deliver(cut(b"a:"), 4.0),
+        Deliver(cut(b" x\r\n"), 4.5),
+        Deliver(cut(b"\r\n"), 5.0),
     ]
     # a piece arriving while slices are still due waits its turn, `delay` after the last
-    assert fault.on_piece(Piece(b"abc"), 4.0) == [Deliver(Piece(b"abc"), 5.5)]
+    assert fault.on_piece(Piece(b"abc"), 4.0) == [Deliver(cut(b"abc"), 5.5)]
     # after a pause there is no catching up to do: the first slice goes at once
-    assert fault.on_piece(Piece(b"abc"), 10.0) == [Deliver(Piece(b"abc"), 10.0)]
+    assert fault.on_piece(Piece(b"abc"), 10.0) == [Deliver(cut(b"abc"), 10.0)]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -55,7 +60,8 @@ def test_same_seed_same_slices() -> None:
 
 def test_a_piece_that_fits_in_one_slice_keeps_its_framing() -> None:
     piece = Piece(b"data: x\n\n", framed=True, event=Event("message", "x", ""))
-    assert make(size=16, variation=0).on_piece(piece, 2.0) == [Deliver(piece, 2.0)]
+    whole = Piece(piece.data, True, piece.event, boundary=True)
+    assert make(size=16, variation=0).on_piece(piece, 2.0) == [Deliver(whole, 2.0)]
 
 
 def test_variation_must_leave_slices_non_empty() -> None:

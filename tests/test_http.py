@@ -546,12 +546,12 @@ class BadCase:
 
 BAD_CASES = {
     "malformed-request-line": BadCase(
-        b"GARBAGE\r\n\r\n", 400, "proxy", "bad-request", parsed=False
+        b"GARBAGE\r\n\r\n", 400, "client", "bad-request", parsed=False
     ),
     "head-over-16KiB": BadCase(
         b"GET /events HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * 17_000,
         431,
-        "proxy",
+        "client",
         "head-too-large",
         parsed=False,
     ),

@@ -58,7 +58,7 @@ class Run:
     """(virtual time, bytes) as the far end of the sink received them."""
     stops: list[tuple[str, float]]
     """What the link did to the sink at the end, and when."""
-    observed: list[bytes] = field(default_factory=list)
+    observed: list[Piece] = field(default_factory=list)
 
     @property
     def data(self) -> bytes:
@@ -97,7 +97,7 @@ async def drive(
     feed, link_end = trio.testing.memory_stream_pair()
     sink_end, far = trio.testing.memory_stream_pair()
     sink = TracingSink(sink_end)
-    observed: list[bytes] = []
+    observed: list[Piece] = []
     arrivals: list[Step] = []
 
     async def read_far_end() -> None:
@@ -322,7 +322,7 @@ async def test_fast_path_copies_bytes_exactly_and_ends_with_eof(autojump_clock: 
     feed, link_end = trio.testing.memory_stream_pair()
     sink_end, far = trio.testing.memory_stream_pair()
     sink = TracingSink(sink_end)
-    observed: list[bytes] = []
+    observed: list[Piece] = []
     async with trio.open_nursery() as nursery:
         results: list[LinkResult] = []
 
@@ -339,7 +339,7 @@ async def test_fast_path_copies_bytes_exactly_and_ends_with_eof(autojump_clock: 
         await far.send_all(b"still open")
         assert await sink_end.receive_some(100) == b"still open"
     assert received == b"".join(chunks)
-    assert b"".join(observed) == received
+    assert b"".join(piece.data for piece in observed) == received
     assert results == [LinkResult("end")]
     assert sink.stops == [("end", 7.0)]
 
@@ -356,7 +356,7 @@ async def test_a_fault_that_passes_everything_copies_exactly(autojump_clock: Any
     steps = [(i * 0.5, body[i * 30_000 : (i + 1) * 30_000]) for i in range(7)]
     run = await drive([slot(fault)], writes(steps))
     assert run.data == body
-    assert b"".join(run.observed) == body
+    assert b"".join(piece.data for piece in run.observed) == body
     assert run.result == LinkResult("end")
     assert run.stops == [("end", 3.0)]
     assert fault.log[0] == ("start", 0.0) and fault.log[-1] == ("eof", 3.0)
@@ -634,8 +634,8 @@ async def test_a_fault_that_needs_events_sees_whole_blocks(autojump_clock: Any) 
     run = await drive([slot(fault)], writes(steps, eof_at=4.0))
     assert run.data == b"".join(chunk for _, chunk in steps)
     assert fault.pieces == [
-        Piece(b"data: hello\n\n", True, Event("message", "hello", "")),
-        Piece(b"id: 7\r\ndata: x\r\n\r\n", True, Event("message", "x", "7")),
+        Piece(b"data: hello\n\n", True, Event("message", "hello", ""), last_id=""),
+        Piece(b"id: 7\r\ndata: x\r\n\r\n", True, Event("message", "x", "7"), last_id="7"),
         Piece(b": tail"),  # the unfinished block, flushed unframed at the end
     ]
     assert [at for kind, at in fault.log if kind == "piece"] == [2.0, 3.0, 4.0]

@@ -224,3 +224,8 @@ async def test_idle_timeout_with_close_sends_a_fin_not_an_rst() -> None:
     assert b"transfer-encoding: chunked" in head.lower()
     # the first event went through as one chunk, and no terminating chunk followed
     assert body == b"%x\r\n%s\r\n" % (len(origin.encode_event(1)), origin.encode_event(1))
+
+
+def test_one_event_is_said_in_the_singular() -> None:
+    fault = ResetFault({"bytes": None, "events": 1}, random.Random(0))
+    assert fault.detail == "after 1 event"

@@ -49,12 +49,19 @@ class Piece:
     `event` is the block's dispatched event (framed links only); a framed comment or
     id-only block has `framed=True` and `event=None`. In HTTP mode the first piece of a
     response is its `head` (with no data), so faults can time, hold or rewrite it too.
+    Pieces due at one instant go out in one write, unless a fault cut a piece on purpose
+    (`boundary`, the slicer): then its edges are kept.
     """
 
     data: bytes
     framed: bool = False
     event: Event | None = None
     head: ResponseHead | None = None
+    boundary: bool = False
+    """Write this piece on its own (an HTTP chunk of its own), never merged with others."""
+    last_id: str | None = None
+    """For a block as the framer cut it: the stream's last event ID after it, so the
+    journal can count it without parsing it again (None: unknown)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 from sseproxy.faults import register
 from sseproxy.faults.base import Action, Close, Deliver, Fault, Piece
 from sseproxy.params import Param
+from sseproxy.words import plural
 
 
 @register
@@ -36,7 +37,7 @@ class ClientAbort(Fault):
         self.events_left: int | None = settings.get("events")
         self.detail = "client abort"
         if self.events_left is not None:
-            self.detail += f" after {self.events_left} events"
+            self.detail += f" after {plural(self.events_left, 'event')}"
 
     def needs_events(self) -> bool:
         return self.events_left is not None

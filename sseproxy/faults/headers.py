@@ -3,7 +3,9 @@
 The small header changes that break SSE in the field: a proxy that strips
 `Last-Event-ID` (resuming silently restarts), drops `X-Accel-Buffering` (nginx buffers
 again), rewrites `Content-Type` (EventSource fails for good), or adds `Connection: close`.
-Values are checked when the scenario loads: no CR, LF or NUL.
+Values are checked when the scenario loads (no control characters, no outer spaces), and
+the framing headers the proxy writes itself (`Content-Length`, `Transfer-Encoding`) and a
+request's `Host` cannot be removed or doubled.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 nginx, ALB, Heroku and friends time the gap between two reads from upstream: any byte
 resets the timer, which is why a comment heartbeat keeps a stream alive through nginx.
 Clients and SDKs that only see *events* time differently (`counts = "events"`), and
-comment heartbeats do not help there: the user story's drop in one parameter.
+comment heartbeats do not help there: a stream kept alive for nginx by comments is still
+cut by a client that waits for events.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from sseproxy.faults import register
 from sseproxy.faults.base import Action, Deliver, Fault, Piece, Reset
 from sseproxy.params import Param, ParamError
 from sseproxy.units import format_size
+from sseproxy.words import plural
 
 
 @register
@@ -38,7 +39,7 @@ class ResetFault(Fault):
         if self.bytes_left is not None:
             self.detail = f"after {format_size(self.bytes_left)}"
         elif self.events_left is not None:
-            self.detail = f"after {self.events_left} events"
+            self.detail = f"after {plural(self.events_left, 'event')}"
         else:
             self.detail = "reset"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sseproxy.faults import register
@@ -63,7 +64,8 @@ class Slicer(Fault):
             size = self.rng.randint(self.size - self.variation, self.size + self.variation)
             self.last = max(now, self.last + self.delay)
             if offset == 0 and size >= len(data):
-                return [Deliver(piece, self.last)]  # fits whole: keep its framing
-            actions.append(Deliver(Piece(data[offset : offset + size]), self.last))
+                # fits whole: keep its framing, and its edges
+                return [Deliver(replace(piece, boundary=True), self.last)]
+            actions.append(Deliver(Piece(data[offset : offset + size], boundary=True), self.last))
             offset += size
         return actions

@@ -34,6 +34,11 @@ EXPLANATIONS: Mapping[str, str] = {
     "internal-error": "an error inside sseproxy (please report it)",
     "bad-request": "the request was not valid HTTP (400)",
     "head-too-large": "the request head was too large (431)",
+    "client-header-timeout": "the client did not send a whole request head in time "
+    "(--client-header-timeout: 408, or a close if it sent nothing)",
+    "version-not-supported": "the client spoke an HTTP version other than 1.x (505)",
+    "not-implemented": "the client asked for a method the proxy does not relay, "
+    "such as CONNECT (501)",
     "cancelled": "the connection was cancelled",
 }
 

@@ -443,3 +443,12 @@ def test_tcp_mode_reports_connections(mode: str) -> None:
     report = report_of(records)
     assert (report.closes.population, report.closes.closed) == ("connections", 1)
     assert report.heartbeats == [] and report.reconnects.reconnects == 0
+
+
+@pytest.mark.parametrize(
+    "reason", ["client-header-timeout", "version-not-supported", "not-implemented"]
+)
+def test_the_reasons_of_bad_client_input_are_explained(reason: str) -> None:
+    from sseproxy.report.causes import EXPLANATIONS
+
+    assert reason in EXPLANATIONS

@@ -11,7 +11,7 @@ import trio.testing
 from hypothesis import HealthCheck, Phase, find, given, settings
 
 from sseproxy.scenario import Scenario
-from sseproxy.strategies import faults, scenarios
+from sseproxy.strategies import disconnects, faults, scenarios
 from sseproxy.testing import OriginSettings, Record, memory_proxy
 from tests.testing.clients import reconnecting_client
 
@@ -52,7 +52,7 @@ def test_a_resuming_client_loses_no_event(scenario: Scenario) -> None:
 #    shrinks the failure to a single reset.
 def test_a_client_forgetting_last_event_id_shrinks_to_one_reset() -> None:
     minimal = find(
-        scenarios(faults=faults(types=["reset"]), max_faults=3),
+        scenarios(faults=disconnects(), min_faults=1, max_faults=3),
         lambda scenario: not in_order(run_client(scenario, resume=False, events=5, attempts=5)[0]),
         settings=settings(max_examples=200, database=None, phases=[Phase.generate, Phase.shrink]),
     )
