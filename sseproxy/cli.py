@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from sseproxy.ctl import ctl
-from sseproxy.ctl.client import DEFAULT_URL
+from sseproxy.ctl import DEFAULT_URL, ctl
 from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
 from sseproxy.report_cli import report_command
 from sseproxy.words import plural
