@@ -103,7 +103,7 @@ def ping_pong(port: int, rounds: int) -> float:
     return statistics.median(times) * 1e6
 
 
-def idle_rss(port: int, pids: list[int], streams: int) -> float:
+def idle_rss(port: int, pids: list[int], streams: int, settle: float) -> float:
     """Bytes of proxy RSS per idle stream: RSS with `streams` open minus RSS before."""
     before = sum(rss_bytes(pid) for pid in pids)
     argv = [sys.executable, str(HERE / "streams.py"), "idle", str(port), str(streams)]
@@ -118,7 +118,7 @@ def idle_rss(port: int, pids: list[int], streams: int) -> float:
         if line.strip() != "ready":
             client.wait(RUN_TIMEOUT)
             raise BenchError(f"idle streams on port {port}: {client.stderr.read().strip()[-500:]}")
-        time.sleep(0.5)  # let the proxy finish its bookkeeping for the last streams
+        time.sleep(settle)  # let the proxy finish its bookkeeping for the last streams
         during = sum(rss_bytes(pid) for pid in pids)
         client.stdin.close()
         client.wait(RUN_TIMEOUT)

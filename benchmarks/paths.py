@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -49,6 +50,7 @@ class Route:
     port: int  # HTTP (or raw TCP) port in front of the upstream's HTTP port
     echo_port: int | None = None  # raw TCP port in front of the echo server (TCP paths only)
     pids: list[int] = field(default_factory=list)  # whose RSS is the proxy's
+    events: int = 0  # SSE events delivered through it so far (checked against a journal)
 
 
 @dataclass
@@ -175,35 +177,35 @@ http {{
 """
 
 
-def start_nginx(children: Children, upstream: int) -> Route:
+def start_nginx(children: Children, name: str, upstream: int) -> Route:
     """Debian's nginx as a C reference: one worker, no buffering, HTTP/1.1 to the upstream."""
-    import resource
-
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     port = free_port()
-    conf = children.scratch / "nginx.conf"
+    scratch = children.scratch / name
+    scratch.mkdir()
+    conf = scratch / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(
-            dir=children.scratch,
+            dir=scratch,
             nofile=nofile,
-            connections=max(1024, nofile // 2 - 16),
+            connections=max(1024, nofile - 64),
             host=HOST,
             port=port,
             upstream=upstream,
         ),
         encoding="utf-8",
     )
-    argv = [str(NGINX), "-p", str(children.scratch), "-c", str(conf)]
-    process = children.start([*argv, "-e", str(children.scratch / "nginx-error.log")], "nginx")
-    wait_listening(port, process, "nginx")
-    return Route("nginx", port, pids=[process.pid])
+    argv = [str(NGINX), "-p", str(scratch), "-c", str(conf), "-e", str(scratch / "nginx-error.log")]
+    process = children.start(argv, name)
+    wait_listening(port, process, name)
+    return Route(name, port, pids=[process.pid])
 
 
-def start_toxiproxy(children: Children, upstream: int, echo: int) -> Route:
+def start_toxiproxy(children: Children, name: str, upstream: int, echo: int) -> Route:
     """Shopify's toxiproxy (a Go TCP proxy) with a proxy for each upstream port, no toxics."""
     api = free_port()
-    process = children.start([str(TOXIPROXY), "-host", HOST, "-port", str(api)], "toxiproxy")
-    wait_listening(api, process, "toxiproxy")
+    process = children.start([str(TOXIPROXY), "-host", HOST, "-port", str(api)], name)
+    wait_listening(api, process, name)
 
     def proxy(name: str, port: int) -> int:
         body = {"name": name, "listen": f"{HOST}:0", "upstream": f"{HOST}:{port}", "enabled": True}
@@ -216,7 +218,7 @@ def start_toxiproxy(children: Children, upstream: int, echo: int) -> Route:
             listen: str = json.load(response)["listen"]
         return int(listen.rsplit(":", 1)[1])
 
-    return Route("toxiproxy", proxy("http", upstream), proxy("echo", echo), [process.pid])
+    return Route(name, proxy("http", upstream), proxy("echo", echo), [process.pid])
 
 
 def rss_bytes(pid: int) -> int:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from typing import Any
@@ -60,6 +61,8 @@ class Settings:
     latency_repeats: int
     rounds: int  # ping-pong round trips per run
     idle_streams: int
+    fresh: bool  # measure RSS in freshly started proxies
+    settle: float  # seconds between the last idle stream's first event and reading RSS
     startup_runs: int
 
 
@@ -75,13 +78,15 @@ FULL = Settings(
     latency_repeats=3,
     rounds=10_000,
     idle_streams=5000,
+    fresh=True,
+    settle=0.5,
     startup_runs=11,
 )
 QUICK = Settings(
     repeats=2,
     seconds=0.0,
-    first={"small": 2_000, "big": 20, "packed": 20_000},
-    cap={"small": 2_000, "big": 20, "packed": 20_000},
+    first={"small": 2_000, "big": 20, "packed": 2_000},
+    cap={"small": 2_000, "big": 20, "packed": 2_000},
     bulk_bytes=4 << 20,
     streams=10,
     events=3,
@@ -89,7 +94,9 @@ QUICK = Settings(
     latency_repeats=1,
     rounds=200,
     idle_streams=20,
-    startup_runs=2,
+    fresh=False,
+    settle=0.0,
+    startup_runs=1,
 )
 
 
@@ -133,21 +140,29 @@ def interleaved(
     return {name: median_of(values) for name, values in runs.items()}
 
 
+def fetch(route: Route, workload: Download, count: int) -> float:
+    """Seconds for one download; counts the events delivered through `route`."""
+    seconds = download(route.port, workload, count)
+    if workload.key != "bulk":
+        route.events += count
+    return seconds
+
+
 def throughput(routes: list[Route], workload: Download, settings: Settings) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for route in routes:  # warm-up run, which also sizes the measured runs
         count = settings.first.get(workload.key, settings.bulk_bytes)
         cap = settings.cap.get(workload.key, count)
-        seconds = download(route.port, workload, count)
+        seconds = fetch(route, workload, count)
         while seconds < settings.seconds / 10 and count < cap:  # too short to size from
             count = min(count * 10, cap)
-            seconds = download(route.port, workload, count)
+            seconds = fetch(route, workload, count)
         wanted = int(count / seconds * settings.seconds) if settings.seconds else count
         counts[route.name] = max(count, min(wanted, cap))
     results = interleaved(
         routes,
         settings.repeats,
-        lambda r: workload.rate(counts[r.name], download(r.port, workload, counts[r.name])),
+        lambda r: workload.rate(counts[r.name], fetch(r, workload, counts[r.name])),
     )
     for name, result in results.items():
         result["count"] = counts[name]
@@ -161,6 +176,7 @@ def latency(routes: list[Route], settings: Settings) -> dict[str, Any]:
         for route in routes:
             got = latencies(route.port, settings.streams, settings.events, settings.period)
             runs[route.name].append((got.p50, got.p99))
+            route.events += got.events
     results: dict[str, dict[str, Any]] = {}
     for name, values in runs.items():
         results[name] = {
@@ -181,25 +197,33 @@ def latency(routes: list[Route], settings: Settings) -> dict[str, Any]:
 
 
 def memory(
-    children: Children, names: list[str], upstream: tuple[int, int], settings: Settings
+    children: Children, routes: list[Route], upstream: tuple[int, int], settings: Settings
 ) -> dict[str, Any]:
-    """RSS per idle stream, each path in a freshly started proxy (no earlier garbage)."""
+    """RSS per idle stream; with settings.fresh, in freshly started proxies (no earlier garbage)."""
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        if name == "direct":
-            continue
-        route = start(children, f"{name}-memory", upstream)
+    proxies = [route for route in routes if route.name != "direct"]
+    if settings.fresh:
+        proxies = start_all(children, [f"{route.name}-memory" for route in proxies], upstream)
+    for route in proxies:
         download(route.port, SMALL, 100)  # warm: imports and first-connection allocations
-        per_stream = idle_rss(route.port, route.pids, settings.idle_streams)
+        per_stream = idle_rss(route.port, route.pids, settings.idle_streams, settings.settle)
+        name = route.name.removesuffix("-memory")
         results[name] = {"median": per_stream / 1024, "streams": settings.idle_streams}
-        for process in [p for p in children.processes if p.pid in route.pids]:
-            children.stop(process)
+        if settings.fresh:
+            for process in [p for p in children.processes if p.pid in route.pids]:
+                children.stop(process)
     ratios(results)
     return {
         "title": f"RSS per idle stream at {settings.idle_streams:,} streams",
         "unit": "KiB",
         "paths": results,
     }
+
+
+def start_all(children: Children, names: list[str], upstream: tuple[int, int]) -> list[Route]:
+    """Start the paths' servers side by side (each takes a few hundred ms to start)."""
+    with ThreadPoolExecutor(max(1, len(names))) as pool:
+        return list(pool.map(lambda name: start(children, name, upstream), names))
 
 
 def start(children: Children, name: str, upstream: tuple[int, int]) -> Route:
@@ -214,8 +238,8 @@ def start(children: Children, name: str, upstream: tuple[int, int]) -> Route:
     if kind == "sseproxy-framed":
         return start_sseproxy(children, name, "http", http, framed=True)
     if kind == "nginx":
-        return start_nginx(children, http)
-    return start_toxiproxy(children, http, echo)
+        return start_nginx(children, name, http)
+    return start_toxiproxy(children, name, http, echo)
 
 
 def check_framed(children: Children, expected: int) -> None:
@@ -242,13 +266,11 @@ def run(settings: Settings, names: list[str], say: Callable[[str], None]) -> dic
     children = Children()
     try:
         upstream = start_upstream(children)
-        routes: list[Route] = []
         for name in names:
             if reason := unavailable(name):
                 report["skipped"][name] = reason
                 say(f"skipping {name}: {reason}")
-            else:
-                routes.append(start(children, name, upstream))
+        routes = start_all(children, [n for n in names if n not in report["skipped"]], upstream)
         names = [route.name for route in routes]
         say("paths: " + ", ".join(names))
         results: dict[str, Any] = {}
@@ -275,16 +297,11 @@ def run(settings: Settings, names: list[str], say: Callable[[str], None]) -> dic
         }
         say("measuring latency per event ...")
         results["latency"] = latency(routes, settings)
-        if "sseproxy-framed" in names:
-            framed = sum(
-                results[w.key]["paths"]["sseproxy-framed"]["count"] * (settings.repeats + 1)
-                for w in (SMALL, BIG, PACKED)
-            )
-            check_framed(
-                children, framed + settings.latency_repeats * settings.streams * settings.events
-            )
+        for route in routes:
+            if route.name == "sseproxy-framed":
+                check_framed(children, route.events)
         say(f"measuring RSS at {settings.idle_streams:,} idle streams ...")
-        results["memory"] = memory(children, names, upstream, settings)
+        results["memory"] = memory(children, routes, upstream, settings)
         say("measuring start-up ...")
         runs = settings.startup_runs
         results["startup"] = {
