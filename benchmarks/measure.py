@@ -69,9 +69,16 @@ class Latency:
     events: int
 
 
-def latencies(port: int, streams: int, events: int, period: float) -> Latency:
+def latencies(port: int, upstream: int, streams: int, events: int, period: float) -> Latency:
     """`streams` concurrent /tick streams from the streams.py client process."""
-    argv = [sys.executable, str(HERE / "streams.py"), "tick", str(port), str(streams)]
+    argv = [
+        sys.executable,
+        str(HERE / "streams.py"),
+        "tick",
+        str(port),
+        str(upstream),
+        str(streams),
+    ]
     argv += [str(events), str(period)]
     budget = RUN_TIMEOUT + events * period
     try:
@@ -89,16 +96,20 @@ def latencies(port: int, streams: int, events: int, period: float) -> Latency:
     return Latency(cuts[49], cuts[98], result["events"])
 
 
-def ping_pong(port: int, rounds: int) -> float:
+def ping_pong(port: int, rounds: int, name: str) -> float:
     """Median µs for a 1-byte round trip through `port` to the echo server."""
     times: list[float] = []
     with socket.create_connection((HOST, port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(rounds):
+        for done in range(rounds):
             began = time.perf_counter()
             sock.sendall(b"x")
-            if sock.recv(1) != b"x":
-                raise BenchError(f"ping-pong through port {port}: the echo did not come back")
+            try:
+                echoed = sock.recv(1)
+            except TimeoutError:
+                echoed = b"(nothing in 10 s)"
+            if echoed != b"x":
+                raise BenchError(f"ping-pong through {name}: round {done + 1} got {echoed!r}")
             times.append(time.perf_counter() - began)
     return statistics.median(times) * 1e6
 

@@ -15,10 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -60,11 +62,12 @@ class Children:
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ssebench-")))
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
+    def start(self, argv: list[str], name: str, pipe: bool = False) -> subprocess.Popen[bytes]:
+        """Output goes to NAME.log (a full pipe would stall a chatty server, like toxiproxy);
+        with `pipe`, stdout is a pipe for `ready_line`, drained to the log after it."""
         log = (self.scratch / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
-        )
+        stdout = subprocess.PIPE if pipe else log
+        process = subprocess.Popen(argv, stdout=stdout, stderr=log, stdin=subprocess.DEVNULL)
         self.processes.append(process)
         return process
 
@@ -79,6 +82,7 @@ class Children:
             if not line:
                 break
             if found := re.search(pattern, line):
+                threading.Thread(target=drain, args=(process.stdout,), daemon=True).start()
                 return found
         log = (self.scratch / f"{name}.log").read_text(errors="replace")
         raise BenchError(f"{name} did not start: {log.strip()[-500:]}")
@@ -91,13 +95,16 @@ class Children:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
 
     def close(self) -> None:
         for process in reversed(self.processes):
             self.stop(process)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def drain(stream: IO[bytes]) -> None:
+    while stream.read(65536):
+        pass
 
 
 def free_port() -> int:
@@ -122,7 +129,7 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], name: str) -> No
 
 def start_upstream(children: Children) -> tuple[int, int]:
     """The upstream process; (HTTP port, echo port)."""
-    process = children.start([sys.executable, str(HERE / "upstream.py")], "upstream")
+    process = children.start([sys.executable, str(HERE / "upstream.py")], "upstream", pipe=True)
     found = children.ready_line(process, r"http (\d+) echo (\d+)", "upstream")
     return int(found[1]), int(found[2])
 
@@ -137,7 +144,7 @@ def start_sseproxy(
         scenario = children.scratch / "framing.toml"
         scenario.write_text(FRAMING_SCENARIO, encoding="utf-8")
         argv += ["--scenario", str(scenario), "--journal", str(children.scratch / f"{name}.jsonl")]
-    process = children.start(argv, name)
+    process = children.start(argv, name, pipe=True)
     found = children.ready_line(process, rf"proxy on http://{re.escape(HOST)}:(\d+)", name)
     return Route(name, int(found[1]), pids=[process.pid])
 

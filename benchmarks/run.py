@@ -69,7 +69,7 @@ class Settings:
 FULL = Settings(
     repeats=5,
     seconds=1.0,
-    first={"small": 20_000, "big": 2_000, "packed": 200_000},
+    first={"small": 5_000, "big": 200, "packed": 5_000},
     cap={"small": 20_000_000, "big": 50_000, "packed": 50_000_000},
     bulk_bytes=1 << 30,
     streams=1000,
@@ -104,7 +104,7 @@ def machine() -> dict[str, Any]:
     with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
         models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model")]
     model = next((m for m in models if not m.isdigit()), platform.processor())
-    curl = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout
+    curl = subprocess.run(["curl", "--version"], capture_output=True, text=True, timeout=10).stdout
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -151,14 +151,14 @@ def fetch(route: Route, workload: Download, count: int) -> float:
 def throughput(routes: list[Route], workload: Download, settings: Settings) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for route in routes:  # warm-up run, which also sizes the measured runs
-        count = settings.first.get(workload.key, settings.bulk_bytes)
+        count = first = settings.first.get(workload.key, settings.bulk_bytes)
         cap = settings.cap.get(workload.key, count)
         seconds = fetch(route, workload, count)
         while seconds < settings.seconds / 10 and count < cap:  # too short to size from
             count = min(count * 10, cap)
             seconds = fetch(route, workload, count)
         wanted = int(count / seconds * settings.seconds) if settings.seconds else count
-        counts[route.name] = max(count, min(wanted, cap))
+        counts[route.name] = max(first, min(wanted, cap))
     results = interleaved(
         routes,
         settings.repeats,
@@ -170,11 +170,13 @@ def throughput(routes: list[Route], workload: Download, settings: Settings) -> d
     return {"title": workload.title, "unit": workload.unit, "paths": results}
 
 
-def latency(routes: list[Route], settings: Settings) -> dict[str, Any]:
+def latency(routes: list[Route], upstream: int, settings: Settings) -> dict[str, Any]:
     runs: dict[str, list[tuple[float, float]]] = {route.name: [] for route in routes}
     for _ in range(settings.latency_repeats):
         for route in routes:
-            got = latencies(route.port, settings.streams, settings.events, settings.period)
+            got = latencies(
+                route.port, upstream, settings.streams, settings.events, settings.period
+            )
             runs[route.name].append((got.p50, got.p99))
             route.events += got.events
     results: dict[str, dict[str, Any]] = {}
@@ -284,7 +286,9 @@ def run(settings: Settings, names: list[str], say: Callable[[str], None]) -> dic
         say("measuring 1-byte ping-pong ...")
         echo_routes = [r for r in routes if r.echo_port is not None]
         pongs = interleaved(
-            echo_routes, settings.repeats, lambda r: ping_pong(r.echo_port or 0, settings.rounds)
+            echo_routes,
+            settings.repeats,
+            lambda r: ping_pong(r.echo_port or 0, settings.rounds, r.name),
         )
         for result in pongs.values():
             if "direct" in pongs:
@@ -296,7 +300,7 @@ def run(settings: Settings, names: list[str], say: Callable[[str], None]) -> dic
             "paths": pongs,
         }
         say("measuring latency per event ...")
-        results["latency"] = latency(routes, settings)
+        results["latency"] = latency(routes, upstream[0], settings)
         for route in routes:
             if route.name == "sseproxy-framed":
                 check_framed(children, route.events)

@@ -1,8 +1,10 @@
 """Many-stream client, in a process of its own (asyncio, standard library only).
 
-    python benchmarks/streams.py tick PORT STREAMS EVENTS PERIOD
-        STREAMS streams of /tick, EVENTS events each, one every PERIOD s; prints one JSON line:
-        {"latencies_us": [...], "events": N}: arrival time minus the upstream's stamp
+    python benchmarks/streams.py tick PORT UPSTREAM STREAMS EVENTS PERIOD
+        STREAMS streams of /tick, EVENTS events each, one every PERIOD s, spread over the
+        period; the events start (GET /go on the UPSTREAM port) once every stream is open, so
+        connecting is not measured. Prints one JSON line: {"latencies_us": [...],
+        "events": N}: each event's arrival time minus the upstream's stamp
     python benchmarks/streams.py idle PORT STREAMS
         opens STREAMS streams of /idle, waits for each one's first event, prints "ready",
         then holds them open until stdin closes
@@ -18,17 +20,20 @@ import json
 import resource
 import sys
 import time
+import uuid
 
 CONNECT_BATCH = 100  # connections opened at once
 
 
-async def open_stream(port: int, target: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_stream(
+    port: int, target: str, status: bytes = b"HTTP/1.1 200"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
     writer.write(request.encode() + b"\r\n")
     head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise SystemExit(f"{target}: {head.splitlines()[0]!r}, expected 200")
+    if not head.startswith(status):
+        raise SystemExit(f"{target}: {head.splitlines()[0]!r}, expected {status.decode()}")
     return reader, writer
 
 
@@ -54,12 +59,15 @@ async def read_ticks(reader: asyncio.StreamReader, events: int, out: list[int]) 
             seen += 1
 
 
-async def tick(port: int, streams: int, events: int, period: float) -> None:
+async def tick(port: int, upstream: int, streams: int, events: int, period: float) -> None:
+    name = uuid.uuid4().hex
     targets = [
-        f"/tick?n={events}&period={period}&phase={period * (1 + i / streams):.6f}"
+        f"/tick?n={events}&period={period}&phase={period * (0.1 + i / streams):.6f}&group={name}"
         for i in range(streams)
     ]
     opened = await open_all(port, targets)
+    _, go = await open_stream(upstream, f"/go?group={name}", b"HTTP/1.1 204")
+    go.close()
     latencies: list[int] = []
     await asyncio.gather(*(read_ticks(reader, events, latencies) for reader, _ in opened))
     for _, writer in opened:
@@ -79,8 +87,8 @@ async def idle(port: int, streams: int) -> None:
 if __name__ == "__main__":
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    mode, port, streams = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    if mode == "tick":
-        asyncio.run(tick(port, streams, int(sys.argv[4]), float(sys.argv[5])))
+    if sys.argv[1] == "tick":
+        port, upstream, streams, events = map(int, sys.argv[2:6])
+        asyncio.run(tick(port, upstream, streams, events, float(sys.argv[6])))
     else:
-        asyncio.run(idle(port, streams))
+        asyncio.run(idle(int(sys.argv[2]), int(sys.argv[3])))

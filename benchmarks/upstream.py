@@ -11,8 +11,10 @@ releases the GIL), so the upstream is never the bottleneck. Every response ends 
 - /big?n=N     64 KiB events, one chunk each
 - /packed?n=N  100-byte events packed 655 to a chunk (65,500-byte chunks)
 - /bulk?bytes=N  N bytes of application/octet-stream with a Content-Length
-- /tick?n=N&phase=F&period=P  one event every P seconds (default 1) whose data is
-                 time.monotonic_ns() when written; the first at F seconds (spreads the streams)
+- /tick?n=N&period=P&phase=F&group=G  response headers at once, then, from F seconds after
+                 /go?group=G: one event every P seconds whose data is time.monotonic_ns() when
+                 written (a client connects every stream first, then starts them all)
+- /go?group=G   start the ticks of group G
 - /idle        one event, then nothing until the client goes away
 
 The echo port sends every byte back (TCP ping-pong).
@@ -99,8 +101,14 @@ async def serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
                 response, plan = SSE_HEAD, body_plan(route, int(query["n"]))
             await asyncio.to_thread(send_plan, fd, response, plan)
         elif route == "/tick":
-            period = float(query.get("period", "1"))
-            await tick(writer, int(query["n"]), float(query.get("phase", "0")), period)
+            writer.write(SSE_HEAD)
+            await writer.drain()
+            began = await group(query["group"])
+            start = began + float(query["phase"])
+            await tick(writer, int(query["n"]), start, float(query["period"]))
+        elif route == "/go":
+            group(query["group"]).set_result(time.monotonic())
+            writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
         elif route == "/idle":
             writer.write(SSE_HEAD + chunk(b"data: ready\n\n"))
             await reader.read()  # until the client (or proxy) closes
@@ -115,9 +123,17 @@ async def serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         writer.close()
 
 
-async def tick(writer: asyncio.StreamWriter, n: int, phase: float, period: float) -> None:
-    writer.write(SSE_HEAD)
-    start = time.monotonic() + phase
+GROUPS: dict[str, asyncio.Future[float]] = {}
+
+
+def group(name: str) -> asyncio.Future[float]:
+    """When /go?group=NAME came (a future until then)."""
+    if name not in GROUPS:
+        GROUPS[name] = asyncio.get_running_loop().create_future()
+    return GROUPS[name]
+
+
+async def tick(writer: asyncio.StreamWriter, n: int, start: float, period: float) -> None:
     for i in range(n):
         await asyncio.sleep(max(0.0, start + i * period - time.monotonic()))
         writer.write(chunk(b"data: %d\n\n" % time.monotonic_ns()))
