@@ -46,10 +46,7 @@ SCENARIO = scenario_toml(
 
 # haproxy-default's 200 ms hold after the timeout: the timer sees the server's bytes as
 # they come, and its close is not held like the data (issue: the close waited behind it)
-DELAYED = (
-    SCENARIO
-    + '\n[[faults]]\nname = "no-http-no-delay"\ntype = "latency"\ndelay = "200ms"\n'
-)
+DELAYED = SCENARIO + '\n[[faults]]\nname = "no-http-no-delay"\ntype = "latency"\ndelay = "200ms"\n'
 
 
 @dataclass

@@ -24,7 +24,9 @@ from tests.peers.common import (
     Observed,
     RawServer,
     assert_ends_alike,
+    ending_facts,
     event_delays,
+    events_at,
     fetch,
     flood,
     origin,
@@ -473,3 +475,68 @@ def test_sseproxy_send_timeout_closes_like_nginx(
     assert within(gave_up, slow_client.gave_up), (gave_up, slow_client.gave_up)
     facts = (ours.status, ours.ending, ours.chunked, ours.terminating_chunk)
     assert facts == (theirs.status, theirs.ending, theirs.chunked, theirs.terminating_chunk)
+
+
+# -- 6. nginx's lazy timer ------------------------------------------------------------------
+
+LAZY_TIMEOUT = 2.0  # proxy_read_timeout 2s
+LAZY_CASES = {"near": (0.0, 0.2), "far": (0.0, 0.45)}
+"""Event 2 moves the 2 s deadline by 0.2 s (less than NGX_TIMER_LAZY_DELAY, 300 ms: nginx
+leaves it, cutting at 2.0 s where an eager timer cuts at 2.2 s) or by 0.45 s (moved: 2.45 s)."""
+LAZY_CUTS = {"near": 2.0, "far": 2.45}
+
+
+@dataclass
+class Lazy:
+    nginx: dict[str, Observed]
+    ours: dict[str, Observed]  # idle-timeout 2s with lazy = "300ms"
+
+
+@pytest.fixture(scope="module")
+def lazy(tmp_path_factory: pytest.TempPathFactory) -> Lazy:
+    folder = tmp_path_factory.mktemp("lazy")
+    fault = {"type": "idle-timeout", "timeout": "2s", "lazy": "300ms", "action": "close"}
+    scenario = scenario_toml("nginx-lazy-read-timeout", fault)
+    with ExitStack() as stack:
+        servers = {
+            case: stack.enter_context(RawServer(events_at(*times)))
+            for case, times in LAZY_CASES.items()
+        }
+        locations = "\n".join(
+            location(case, server.port, "proxy_read_timeout 2s;")
+            for case, server in servers.items()
+        )
+        port = stack.enter_context(nginx(folder / "nginx", locations))
+        proxies = {
+            case: stack.enter_context(sseproxy_run(server.port, scenario, folder))
+            for case, server in servers.items()
+        }
+        looks = [partial(fetch, port, f"/{case}/events", timeout=5) for case in LAZY_CASES]
+        looks += [partial(fetch, proxies[case], "/events", timeout=5) for case in LAZY_CASES]
+        seen = parallel(*looks)
+    result = Lazy(
+        dict(zip(LAZY_CASES, seen[:2], strict=True)), dict(zip(LAZY_CASES, seen[2:], strict=True))
+    )
+    for case in LAZY_CASES:
+        report(f"lazy-timer-{case}", "nginx", result.nginx[case])
+        report(f"lazy-timer-{case}", "sseproxy", result.ours[case])
+    return result
+
+
+def cut_near(seen: Observed, expected: float) -> bool:
+    """Cut within 0.1 s of `expected`: the lazy and the eager outcome are 0.2 s apart."""
+    return seen.ended_at is not None and abs(seen.ended_at - expected) < 0.1
+
+
+@pytest.mark.parametrize("case", list(LAZY_CASES))
+def test_nginx_does_not_move_its_read_timer_by_less_than_300ms(lazy: Lazy, case: str) -> None:
+    seen = lazy.nginx[case]
+    assert (seen.status, seen.ending, ids(seen)) == (200, "fin", [1, 2]), seen.summary()
+    assert cut_near(seen, LAZY_CUTS[case]), seen.summary()
+
+
+@pytest.mark.parametrize("case", list(LAZY_CASES))
+def test_sseproxy_lazy_idle_timeout_cuts_where_nginx_cuts(lazy: Lazy, case: str) -> None:
+    ours, theirs = lazy.ours[case], lazy.nginx[case]
+    assert ending_facts(ours) == ending_facts(theirs), (ours.summary(), theirs.summary())
+    assert cut_near(ours, LAZY_CUTS[case]), ours.summary()
