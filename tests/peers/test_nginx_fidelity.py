@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,7 @@ from tests.peers.common import (
     events_at,
     fetch,
     flood,
+    free_port,
     origin,
     parallel,
     report,
@@ -597,3 +599,30 @@ def test_sseproxy_lazy_idle_timeout_cuts_where_nginx_cuts(lazy: Lazy, case: str)
     ours, theirs = lazy.ours[case], lazy.nginx[case]
     assert ending_facts(ours) == ending_facts(theirs), (ours.summary(), theirs.summary())
     assert cut_near(ours, LAZY_CUTS[case]), ours.summary()
+
+
+# -- 7. the upstream is down ------------------------------------------------------------------
+
+
+def test_nginx_and_nginx_default_answer_502_at_once_when_the_upstream_refuses(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """nginx does not retry a refused connection to its only server (HAProxy does: its
+    `retries`, see test_haproxy_fidelity.py); sseproxy's nginx-default answers the same."""
+    folder = tmp_path_factory.mktemp("down")
+    preset = Path(__file__).parents[2] / "sseproxy" / "scenarios" / "nginx-default.toml"
+    closed = free_port()  # nothing listens there
+    with (
+        nginx(folder / "nginx", location("down", closed)) as port,
+        sseproxy_run(closed, preset.read_text(encoding="utf-8"), folder) as proxy,
+    ):
+        theirs, ours = parallel(
+            lambda: fetch(port, "/down/events", timeout=3, linger=0.5),
+            lambda: fetch(proxy, "/events", timeout=3, linger=0.5),
+        )
+    report("upstream-down", "nginx", theirs)
+    report("upstream-down", "sseproxy", ours)
+    assert theirs.status == ours.status == 502, (theirs.summary(), ours.summary())
+    assert theirs.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    for seen in (theirs, ours):
+        assert seen.head_at is not None and seen.head_at < 0.1, seen.summary()
