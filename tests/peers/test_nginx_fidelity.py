@@ -445,16 +445,21 @@ def test_nginx_counts_the_response_head_in_its_first_buffer(
         n for n in range(1, SLOW_COUNT) if len(sse_head()) + n * SLOW_SIZE >= PROXY_BUFFER
     )
     assert filler < -(-PROXY_BUFFER // SLOW_SIZE)  # the head makes a difference here
-    sent = sent_at(seen)
-    first_at = seen.events()[0][0]
-    assert abs(first_at - sent[filler]) < 0.1, (filler, event_delays(seen))
+    assert released_by(seen) == filler, event_delays(seen)
+
+
+def released_by(seen: Observed) -> int:
+    """The event whose arrival released the first buffer: the last one the upstream had
+    sent when the client got the first event (by causality, not by a tolerance)."""
+    sent, first_at = sent_at(seen), seen.events()[0][0]
+    return max(n for n, at in sent.items() if at <= first_at)
 
 
 def test_sseproxy_buffer_counts_the_held_head_like_nginx(slow_buffering: SlowBuffering) -> None:
     ours, theirs = slow_buffering.ours, slow_buffering.nginx
-    first, nginx_first = ours.events()[0][0], theirs.events()[0][0]
-    assert abs(first - nginx_first) < 0.1, (event_delays(ours), event_delays(theirs))
-    assert ours.head_at is not None and abs(ours.head_at - first) < 0.05
+    assert released_by(ours) == released_by(theirs), (event_delays(ours), event_delays(theirs))
+    head_at, first_at = ours.head_at, ours.events()[0][0]
+    assert head_at is not None and first_at - head_at < 0.05  # it goes with the first buffer
 
 
 @pytest.mark.xfail(
@@ -542,7 +547,6 @@ LAZY_TIMEOUT = 2.0  # proxy_read_timeout 2s
 LAZY_CASES = {"near": (0.0, 0.2), "far": (0.0, 0.45)}
 """Event 2 moves the 2 s deadline by 0.2 s (less than NGX_TIMER_LAZY_DELAY, 300 ms: nginx
 leaves it, cutting at 2.0 s where an eager timer cuts at 2.2 s) or by 0.45 s (moved: 2.45 s)."""
-LAZY_CUTS = {"near": 2.0, "far": 2.45}
 
 
 @dataclass
@@ -582,23 +586,31 @@ def lazy(tmp_path_factory: pytest.TempPathFactory) -> Lazy:
     return result
 
 
-def cut_near(seen: Observed, expected: float) -> bool:
-    """Cut within 0.1 s of `expected`: the lazy and the eager outcome are 0.2 s apart."""
-    return seen.ended_at is not None and abs(seen.ended_at - expected) < 0.1
+def moved_by_event_2(seen: Observed) -> bool:
+    """Whether the cut came a whole timeout after the upstream sent event 2.
+
+    Decided by causality, not by a tolerance: a timer moved by event 2 cannot fire before
+    2 s after event 2 was sent, and one left where it was fires 2 s after the start, 0.2 s
+    earlier (nginx's and sseproxy's lag under load is far less than that).
+    """
+    assert seen.ended_at is not None, seen.summary()
+    moved_at = sent_at(seen)[2] + LAZY_TIMEOUT
+    assert seen.ended_at < moved_at + 0.5, seen.summary()  # cut by the read timeout
+    return seen.ended_at >= moved_at
 
 
 @pytest.mark.parametrize("case", list(LAZY_CASES))
 def test_nginx_does_not_move_its_read_timer_by_less_than_300ms(lazy: Lazy, case: str) -> None:
     seen = lazy.nginx[case]
     assert (seen.status, seen.ending, ids(seen)) == (200, "fin", [1, 2]), seen.summary()
-    assert cut_near(seen, LAZY_CUTS[case]), seen.summary()
+    assert moved_by_event_2(seen) == (case == "far"), (sent_at(seen), seen.summary())
 
 
 @pytest.mark.parametrize("case", list(LAZY_CASES))
 def test_sseproxy_lazy_idle_timeout_cuts_where_nginx_cuts(lazy: Lazy, case: str) -> None:
     ours, theirs = lazy.ours[case], lazy.nginx[case]
     assert ending_facts(ours) == ending_facts(theirs), (ours.summary(), theirs.summary())
-    assert cut_near(ours, LAZY_CUTS[case]), ours.summary()
+    assert moved_by_event_2(ours) == (case == "far"), (sent_at(ours), ours.summary())
 
 
 # -- 7. the upstream is down ------------------------------------------------------------------
