@@ -459,7 +459,7 @@ def test_sseproxy_buffer_counts_the_held_head_like_nginx(slow_buffering: SlowBuf
     ours, theirs = slow_buffering.ours, slow_buffering.nginx
     assert released_by(ours) == released_by(theirs), (event_delays(ours), event_delays(theirs))
     head_at, first_at = ours.head_at, ours.events()[0][0]
-    assert head_at is not None and first_at - head_at < 0.05  # it goes with the first buffer
+    assert head_at is not None and first_at - head_at < 0.1  # it goes with the first buffer
 
 
 @pytest.mark.xfail(
@@ -637,4 +637,4 @@ def test_nginx_and_nginx_default_answer_502_at_once_when_the_upstream_refuses(
     assert theirs.status == ours.status == 502, (theirs.summary(), ours.summary())
     assert theirs.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     for seen in (theirs, ours):
-        assert seen.head_at is not None and seen.head_at < 0.1, seen.summary()
+        assert seen.head_at is not None and seen.head_at < 0.5, seen.summary()  # not 3 s
