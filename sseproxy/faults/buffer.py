@@ -10,7 +10,8 @@ releases what it holds and passes the rest through, so memory stays bounded.
 
 With `hold_head`, the head's bytes count toward `size`, as in nginx, whose first buffer
 receives the upstream's status line and headers before the body: 270-byte events every
-200 ms through 4k buffers reach the client at 2.85 s, not 3.04 s (docs/fidelity.md).
+200 ms through 4k buffers go out when event 15 arrives (2.8 s), not event 16 (3.0 s)
+(docs/fidelity.md, 4c).
 """
 
 from __future__ import annotations
