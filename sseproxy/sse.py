@@ -108,6 +108,7 @@ class Framer:
         "_skipping",
         "_type",
         "overflows",
+        "retry",
     )
 
     def __init__(self, max_pending: int | None = MAX_EVENT_SIZE) -> None:
@@ -129,6 +130,11 @@ class Framer:
         self._last_event_id = ""
         self._retry: int | None = None
         self._comments: list[str] = []
+        self.retry: int | None = None
+        """The stream's reconnection time in ms: the last valid `retry` field read so far
+        (None: none yet, the client's default applies). As in the spec, a `retry` line
+        takes effect when the line is read, not at the blank line: `retry: 0\n` at the end
+        of a body sets it to 0 even though no block is completed."""
 
     @property
     def last_event_id(self) -> str:
@@ -348,7 +354,7 @@ class Framer:
             # a value past it (centuries of ms) is ignored, as browsers ignore retry
             # values that overflow their integer types.
             with contextlib.suppress(ValueError):
-                self._retry = int(value.lstrip(b"0") or b"0")
+                self._retry = self.retry = int(value.lstrip(b"0") or b"0")
         # Any other field name is ignored, as the spec says.
 
     def _dispatch(self, raw: bytes) -> Block:
