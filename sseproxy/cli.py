@@ -9,30 +9,30 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-import trio
 
-from sseproxy import origin
-from sseproxy.control import DEFAULT_PORT, check_control_address, control_url, serve_control
-from sseproxy.ctl import ctl
-from sseproxy.docs import describe_text, faults_markdown
+from sseproxy.ctl import DEFAULT_URL, ctl
 from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
-from sseproxy.faults import all_faults
-from sseproxy.journal import Journal
-from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.report_cli import report_command
-from sseproxy.scenario import Scenario, load_scenario, preset_names
-from sseproxy.server import default_max_connections, listen, parse_hostport, serve_proxy
-from sseproxy.units import parse_duration
 from sseproxy.words import plural
 
+# Everything else is imported inside the command that needs it: trio, h11, the proxy and
+# the fault registry take longer to import than `--help` takes to answer (issue 10).
+if TYPE_CHECKING:
+    from sseproxy.journal import Journal
+    from sseproxy.origin import OriginSettings
+    from sseproxy.proxy import ProxySettings
+    from sseproxy.scenario import Scenario
+
 __all__ = ["main"]
+
+_CONTROL_AT = DEFAULT_URL.removeprefix("http://")  # where `sseproxy ctl` looks by default
 
 
 class UsageProblem(click.ClickException):
@@ -62,13 +62,6 @@ def main() -> None:
     Try it:  sseproxy run          (built-in demo server behind the proxy)
              curl -N http://127.0.0.1:8080/events
     """
-
-
-def _duration_option(value: str) -> float:
-    try:
-        return parse_duration(value, bare_seconds=True)
-    except UnitError as error:
-        raise click.BadParameter(str(error)) from None
 
 
 @main.command()
@@ -148,7 +141,7 @@ def _duration_option(value: str) -> float:
     "--control",
     "control_at",
     metavar="HOST:PORT",
-    help=f"Serve the control API here (sseproxy ctl), e.g. 127.0.0.1:{DEFAULT_PORT}: change "
+    help=f"Serve the control API here (sseproxy ctl), e.g. {_CONTROL_AT}: change "
     "faults live, list and kill connections, /metrics, /journal. Other than loopback "
     "needs --control-token.",
 )
@@ -185,6 +178,14 @@ def run(
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
+    import trio
+
+    from sseproxy.control import check_control_address
+    from sseproxy.proxy import ProxySettings, Upstream
+    from sseproxy.scenario import Scenario, load_scenario
+    from sseproxy.server import default_max_connections, parse_hostport
+    from sseproxy.units import parse_duration
+
     with _friendly_errors():
         host, port = parse_hostport(listen_at)
         control = parse_hostport(control_at) if control_at else None
@@ -223,6 +224,8 @@ def run(
 
 
 def _positive(option: str, text: str) -> float:
+    from sseproxy.units import parse_duration
+
     seconds = parse_duration(text, bare_seconds=True)
     if seconds <= 0:
         raise ConfigError(f"{option} must be more than 0, e.g. 60s")
@@ -253,6 +256,8 @@ def _journal_stream(path: str | None) -> Iterator[TextIO | None]:
 async def _run(journal_stream: TextIO | None, *args: Any, **kwargs: Any) -> None:
     """`_proxy` with its journal, which writes every line left before the proxy exits
     (outside the signal receiver: a second Ctrl-C cuts short a journal that is stuck)."""
+    from sseproxy.journal import Journal
+
     async with Journal(journal_stream) as journal:
         await _proxy(journal, *args, **kwargs)
 
@@ -270,6 +275,13 @@ async def _proxy(
     control: tuple[str, int] | None = None,
     control_token: str | None = None,
 ) -> None:
+    import trio
+
+    from sseproxy import origin
+    from sseproxy.control import DEFAULT_PORT, control_url, serve_control
+    from sseproxy.proxy import Proxy, Upstream
+    from sseproxy.server import listen, serve_proxy
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         control_listener = None
         if control is not None:
@@ -325,10 +337,26 @@ async def _proxy(
     print("stopped", file=out, flush=True)
 
 
-def _origin_options(command: Callable[..., Any]) -> Callable[..., Any]:
+class _OriginCommand(click.Command):
+    """`serve`: one option per origin setting, added when the command is first parsed or
+    shown (`origin` imports trio and h11, which `sseproxy --help` has no use for)."""
+
+    _with_settings = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._with_settings:
+            self._with_settings = True
+            self.params.extend(_origin_options())
+        return super().get_params(ctx)
+
+
+def _origin_options() -> list[click.Parameter]:
     """One CLI option per origin setting, help and parsing taken from its declaration."""
+    from sseproxy import origin
+
     defaults = origin.OriginSettings()
-    for name, doc in reversed(list(origin.SETTING_DOCS.items())):
+    options: list[click.Parameter] = []
+    for name, doc in origin.SETTING_DOCS.items():
         default = getattr(defaults, name)
         shown = (
             "none"
@@ -338,16 +366,18 @@ def _origin_options(command: Callable[..., Any]) -> Callable[..., Any]:
             else str(default)
         )
         unit = f" [{doc.unit}]" if doc.unit else ""
-        command = click.option(
-            f"--{name}",
-            metavar=name.upper(),
-            default=None,
-            help=f"{doc.help}{unit} (default: {shown}).",
-        )(command)
-    return command
+        options.append(
+            click.Option(
+                [f"--{name}"],
+                metavar=name.upper(),
+                default=None,
+                help=f"{doc.help}{unit} (default: {shown}).",
+            )
+        )
+    return options
 
 
-@main.command()
+@main.command(cls=_OriginCommand)
 @click.option(
     "--listen",
     "listen_at",
@@ -356,7 +386,6 @@ def _origin_options(command: Callable[..., Any]) -> Callable[..., Any]:
     metavar="HOST:PORT",
     help="Where to serve.",
 )
-@_origin_options
 def serve(listen_at: str, **overrides: str | None) -> None:
     """Serve demo SSE events (the built-in upstream).
 
@@ -373,6 +402,11 @@ def serve(listen_at: str, **overrides: str | None) -> None:
       sseproxy serve --listen 127.0.0.1:9000 --heartbeat 0
       curl -N 'http://127.0.0.1:9000/events?interval=250ms'
     """
+    import trio
+
+    from sseproxy import origin
+    from sseproxy.server import parse_hostport
+
     with _friendly_errors():
         host, port = parse_hostport(listen_at)
         values = {
@@ -384,7 +418,11 @@ def serve(listen_at: str, **overrides: str | None) -> None:
         trio.run(_serve, host, port, settings)
 
 
-async def _serve(host: str, port: int, settings: origin.OriginSettings) -> None:
+async def _serve(host: str, port: int, settings: OriginSettings) -> None:
+    import trio
+
+    from sseproxy import origin
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             try:
@@ -418,6 +456,8 @@ def scenarios_list() -> None:
 
     Example: sseproxy scenarios list
     """
+    from sseproxy.scenario import load_scenario, preset_names
+
     for name in preset_names():
         try:
             description = load_scenario(name).description
@@ -433,6 +473,8 @@ def scenarios_show(name: str) -> None:
 
     Example: sseproxy scenarios show nginx-default > my-nginx.toml
     """
+    from sseproxy.scenario import load_scenario
+
     with _friendly_errors():
         scenario = load_scenario(name)
         assert scenario.path is not None
@@ -446,6 +488,8 @@ def scenarios_validate(files: tuple[str, ...]) -> None:
 
     Example: sseproxy scenarios validate scenarios/*.toml
     """
+    from sseproxy.scenario import load_scenario
+
     failed = 0
     for file in files:
         try:
@@ -470,6 +514,9 @@ def scenarios_describe(fault: str | None, markdown: bool) -> None:
       sseproxy scenarios describe idle-timeout
       sseproxy scenarios describe --markdown > docs/faults.md
     """
+    from sseproxy.docs import describe_text, faults_markdown
+    from sseproxy.faults import all_faults
+
     if fault is not None and fault not in all_faults():
         raise UsageProblem(f"unknown fault {fault!r}; known: {', '.join(all_faults())}")
     click.echo(faults_markdown() if markdown else describe_text(fault), nl=not markdown)

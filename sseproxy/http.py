@@ -68,7 +68,7 @@ async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
     event sends hundreds of chunks per read, and they go on together, as one piece (one
     write), rather than one write and one scheduler round each.
     """
-    if conn.their_state is h11.DONE:
+    if conn.their_state is not h11.SEND_BODY:
         return b""  # the end came with the last data, in the same read
     saw_eof = False
     parts: list[bytes] = []

@@ -108,6 +108,7 @@ class Framer:
         "_skipping",
         "_type",
         "overflows",
+        "retry",
     )
 
     def __init__(self, max_pending: int | None = MAX_EVENT_SIZE) -> None:
@@ -129,6 +130,11 @@ class Framer:
         self._last_event_id = ""
         self._retry: int | None = None
         self._comments: list[str] = []
+        self.retry: int | None = None
+        """The stream's reconnection time in ms: the last valid `retry` field read so far
+        (None: none yet, the client's default applies). As in the spec, a `retry` line
+        takes effect when the line is read, not at the blank line: `retry: 0\n` at the end
+        of a body sets it to 0 even though no block is completed."""
 
     @property
     def last_event_id(self) -> str:
@@ -249,13 +255,7 @@ class Framer:
     def _give_up(self) -> Block:
         """The incomplete block outgrew the bound: hand its bytes on and skip the rest of it."""
         at_line_start = self._line_start == len(self._buf)
-        block = self._partial(bytes(self._buf))
-        self._buf.clear()
-        self._line_start = self._scanned = 0
-        self._data.clear()
-        self._comments.clear()
-        self._type = ""
-        self._retry = None
+        block = self._partial(self._take_pending())
         self._skipping = True
         self._line_empty = at_line_start
         self.overflows += 1
@@ -310,6 +310,11 @@ class Framer:
         Per the spec, an event whose blank line never came is discarded, not dispatched;
         the bytes are still returned so a proxy can relay the stream unchanged.
         """
+        self._closed = True
+        return self._take_pending()
+
+    def _take_pending(self) -> bytes:
+        """The incomplete block's raw bytes; its fields are forgotten (never dispatched)."""
         raw = bytes(self._buf)
         self._buf.clear()
         self._line_start = self._scanned = 0
@@ -317,7 +322,6 @@ class Framer:
         self._comments.clear()
         self._type = ""
         self._retry = None
-        self._closed = True
         return raw
 
     def _field(self, buf: bytearray, start: int, end: int) -> None:
@@ -350,7 +354,7 @@ class Framer:
             # a value past it (centuries of ms) is ignored, as browsers ignore retry
             # values that overflow their integer types.
             with contextlib.suppress(ValueError):
-                self._retry = int(value.lstrip(b"0") or b"0")
+                self._retry = self.retry = int(value.lstrip(b"0") or b"0")
         # Any other field name is ignored, as the spec says.
 
     def _dispatch(self, raw: bytes) -> Block:

@@ -343,8 +343,8 @@ async def test_a_refusal_carries_every_error_as_the_cli_words_them(tmp_path: Pat
             "fault #2 (idle-timeout), field 'timeout': '60' has no unit; write a duration "
             "with a unit, e.g. '250ms', '15s', '10m', '1h'",
             "fault #2 (idle-timeout), field 'acton': unknown field; did you mean 'action'? "
-            "idle-timeout takes: action, after, counts, direction, every, first, match, name, "
-            "probability, status, timeout, type, window",
+            "idle-timeout takes: action, after, counts, direction, every, first, lazy, match, "
+            "name, probability, status, timeout, type, window",
             "fault #2 (idle-timeout), field 'every': 0 is below the minimum; allowed: a whole "
             "number (>= 1)",
         ]

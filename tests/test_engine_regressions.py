@@ -245,16 +245,21 @@ def test_a_framing_fault_holds_at_most_the_bound_of_an_endless_event() -> None:
 # read that gathers every h11 Data event must not wait for more after the end)
 
 
+@pytest.mark.parametrize("close", [False, True])
 @pytest.mark.parametrize("scenario", [None, "antivirus-buffering"])
-async def test_the_last_chunk_and_the_end_in_one_read(autojump_clock: Any, scenario: Any) -> None:
+async def test_the_last_chunk_and_the_end_in_one_read(
+    autojump_clock: Any, scenario: Any, close: bool
+) -> None:
     body = b"".join(b"id: %d\ndata: x\n\n" % n for n in range(50))
 
     async def server(stream: trio.abc.Stream) -> None:
         conn = h11.Connection(h11.SERVER)
         while type(conn.next_event()) is not h11.Request:
             conn.receive_data(bytes(await stream.receive_some()))
-        head = h11.Response(status_code=200, headers=[("content-type", "text/event-stream")])
-        wire = conn.send(head) or b""
+        headers = [("content-type", "text/event-stream")]
+        if close:  # then h11 ends the body in MUST_CLOSE, not DONE
+            headers.append(("connection", "close"))
+        wire = conn.send(h11.Response(status_code=200, headers=headers)) or b""
         for n in range(50):
             wire += conn.send(h11.Data(data=b"id: %d\ndata: x\n\n" % n)) or b""
         await stream.send_all(wire + (conn.send(h11.EndOfMessage()) or b""))
@@ -263,4 +268,6 @@ async def test_the_last_chunk_and_the_end_in_one_read(autojump_clock: Any, scena
     async with memory_proxy(server, scenario) as proxy:
         got = await get_events(await proxy.connect())
         assert trio.current_time() == 0.0
+        (ended,) = await proxy.wait_for("ended")
     assert got.body == body
+    assert ended["reason"] == "upstream-end"

@@ -14,7 +14,7 @@ from sseproxy import origin
 from sseproxy.errors import ScenarioError
 from sseproxy.faults import buffer as buffer_module
 from sseproxy.faults.base import Deliver, End, Note, Piece, ResponseHead, Wake
-from sseproxy.faults.buffer import Buffer
+from sseproxy.faults.buffer import Buffer, head_size
 from sseproxy.link import CHUNK, MAX_IN_FLIGHT
 from sseproxy.params import ParamError
 from sseproxy.sse import Event
@@ -266,8 +266,9 @@ def test_past_the_hold_limit_it_lets_the_stream_through(monkeypatch: Any) -> Non
 
 
 def test_hold_head_keeps_the_head_until_the_first_release() -> None:
-    fault = make(size=10, hold_head=True)
     head = Piece(b"", head=ResponseHead(200, ((b"content-type", b"text/event-stream"),)))
+    assert head.head is not None
+    fault = make(size=head_size(head.head) + 10, hold_head=True)
     assert fault.on_piece(head, 0.0) == []
     first, second = Piece(b"12345"), Piece(b"67890")
     assert fault.on_piece(first, 1.0) == []
@@ -277,6 +278,32 @@ def test_hold_head_keeps_the_head_until_the_first_release() -> None:
         Deliver(second, 2.0),
         Wake(None),
     ]
+
+
+def test_a_held_heads_bytes_count_toward_the_size_as_in_nginx() -> None:
+    """nginx reads the upstream's head into its first buffer, so a 4k buffer releases
+    one event sooner than the body's bytes alone would say."""
+    wire = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-A: 1\r\n\r\n"
+    headers = ((b"content-type", b"text/event-stream"), (b"x-a", b"1"))
+    response = ResponseHead(200, headers, b"OK")
+    assert head_size(response) == len(wire)
+    assert head_size(ResponseHead(200)) == len(b"HTTP/1.1 200\r\n\r\n")
+    held_head, plain = make(size=100, hold_head=True), make(size=100)
+    head = Piece(b"", head=response)
+    assert held_head.on_piece(head, 0.0) == []
+    assert held_head.holding() == len(wire)
+    body = Piece(b"x" * (100 - len(wire)))
+    assert held_head.on_piece(body, 1.0) == [Deliver(head, 1.0), Deliver(body, 1.0), Wake(None)]
+    assert plain.on_piece(head, 0.0) == [Deliver(head, 0.0)]
+    assert plain.on_piece(body, 1.0) == []  # only the body counts without hold_head
+
+
+def test_a_held_head_starts_the_flush_timer() -> None:
+    fault = make(size=4096, flush=0.5, hold_head=True)
+    head = Piece(b"", head=ResponseHead(200))
+    assert fault.on_piece(head, 1.0) == [Wake(1.5)]
+    assert fault.on_piece(Piece(b"a"), 1.2) == []
+    assert fault.on_timer(1.5) == [Deliver(head, 1.5), Deliver(Piece(b"a"), 1.5)]
 
 
 def test_cut_short_a_held_head_still_goes_out_but_the_body_is_lost() -> None:

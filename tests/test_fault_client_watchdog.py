@@ -26,7 +26,7 @@ def test_is_idle_timeout_with_client_defaults() -> None:
     assert issubclass(ClientWatchdog, IdleTimeout)
     assert [(p.name, p.default) for p in ClientWatchdog.params][1] == ("counts", "events")
     assert [p.name for p in ClientWatchdog.params] == ["timeout", "counts"]
-    assert [p.default for p in IdleTimeout.params][1:] == ["bytes", "close", 504]  # untouched
+    assert [p.default for p in IdleTimeout.params][1:] == ["bytes", "close", 504, 0.0]  # untouched
     spec = scenario_of('[[faults]]\ntype = "client-watchdog"\ntimeout = "45s"\n').faults[0]
     assert dict(spec.settings) == {"timeout": 45.0, "counts": "events"}
 

@@ -17,7 +17,11 @@ from tests.harness import memory_proxy, scenario_of
 
 
 def blocks(raw: bytes) -> list[Piece]:
-    return [Piece(block.raw, True, block.event) for block in Framer().feed(raw)]
+    """The pieces a framed fault sees: each block, then an unfinished last one unframed."""
+    framer = Framer()
+    pieces = [Piece(block.raw, True, block.event) for block in framer.feed(raw)]
+    rest = framer.close()
+    return [*pieces, Piece(rest)] if rest else pieces
 
 
 def rewrite(raw: bytes, **settings: Any) -> bytes:
@@ -28,7 +32,7 @@ def rewrite(raw: bytes, **settings: Any) -> bytes:
     for piece in blocks(raw):
         (action,) = fault.on_piece(piece, 1.0)
         assert isinstance(action, Deliver) and action.at == 1.0
-        assert action.piece.framed and action.piece.event == piece.event
+        assert action.piece.framed == piece.framed and action.piece.event == piece.event
         if action.piece.data == piece.data:
             assert action.piece is piece
         out.append(action.piece.data)
@@ -71,10 +75,44 @@ def test_bom_and_comments_are_not_retry_lines() -> None:
     assert rewrite(raw, set=1) == b"\xef\xbb\xbfretry: 1\n: retry: 9\nretry-x: 9\n\n"
 
 
-def test_trailing_incomplete_block_passes() -> None:
+def test_trailing_incomplete_line_passes() -> None:
+    """A line whose ending never came never takes effect: nothing to rewrite."""
     fault = Retry({"set": 1, "add": False, "strip": False}, random.Random(0))
     rest = Piece(b"retry: 5")
     assert fault.on_piece(rest, 2.0) == [Deliver(rest, 2.0)]
+
+
+def reconnection_time(raw: bytes) -> int | None:
+    """What a client's reconnection time is after reading `raw` (the spec: per line)."""
+    framer = Framer()
+    framer.feed(raw)
+    return framer.retry
+
+
+@pytest.mark.parametrize(
+    ("raw", "was", "rewritten"),
+    [
+        (b"retry: 0\n", 0, b"retry: 1000\n"),  # no blank line follows, and it counts
+        (b"retry: 1000\ndata: a\n\nretry:0500\n", 500, b"retry: 1000\ndata: a\n\nretry:1000\n"),
+        (b"\xef\xbb\xbfretry: 0\r\n", 0, b"\xef\xbb\xbfretry: 1000\r\n"),
+    ],
+)
+def test_retry_lines_of_an_unfinished_last_block_are_rewritten(
+    raw: bytes, was: int, rewritten: bytes
+) -> None:
+    assert reconnection_time(raw) == was
+    assert rewrite(raw, set=1000) == rewritten
+    assert reconnection_time(rewritten) == 1000
+    assert reconnection_time(rewrite(raw, strip=True)) is None
+
+
+def test_a_piece_that_continues_a_cut_line_is_not_rewritten() -> None:
+    """An event that outgrew the framing bound arrives in unframed pieces cut anywhere:
+    a piece that starts inside a line holds no line start to rewrite."""
+    fault = Retry({"set": 1, "add": False, "strip": False}, random.Random(0))
+    head, tail = Piece(b"data: x"), Piece(b"retry: 5\n\n")
+    assert fault.on_piece(head, 1.0) == [Deliver(head, 1.0)]
+    assert fault.on_piece(tail, 1.0) == [Deliver(tail, 1.0)]
 
 
 @pytest.mark.parametrize(
@@ -107,3 +145,28 @@ async def test_added_retry_reaches_the_client_on_time(autojump_clock: MockClock)
         got = await mp.client().get("/events")
         first = origin.encode_event(1)[:-1] + b"retry: 100\n\n"
         assert got.chunks == [(0.0, first), (10.0, origin.encode_event(2))]
+
+
+async def test_a_retry_line_at_the_end_of_the_body_is_rewritten(autojump_clock: MockClock) -> None:
+    """The upstream ends with `retry: 0\n` and no blank line: the client still takes it."""
+    import trio
+    import trio.testing
+
+    async def serve(stream: trio.abc.Stream) -> None:
+        await stream.receive_some()
+        body = b"data: a\n\nretry: 0\n"
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        chunked = b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        await stream.send_all(head + chunked)
+        await trio.sleep_forever()
+
+    async def upstream() -> trio.abc.Stream:
+        proxy_end, upstream_end = trio.testing.memory_stream_pair()
+        mp.nursery.start_soon(serve, upstream_end)
+        return proxy_end
+
+    async with memory_proxy('[[faults]]\ntype = "retry"\nset = 3000\n') as mp:
+        mp.proxy.connector = upstream
+        got = await mp.client().get("/events")
+        assert (got.status, got.body) == (200, b"data: a\n\nretry: 3000\n")
+        assert reconnection_time(got.body) == 3000

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
+import trio
+import trio.testing
 
 from sseproxy import origin
 from sseproxy.faults.base import Close, Deliver, End, Piece, Reset, Wake
@@ -13,8 +16,11 @@ from sseproxy.sse import Event
 from tests.harness import memory_proxy
 
 
-def make(timeout: float = 60.0, counts: str = "bytes", action: str = "close") -> IdleTimeout:
-    return IdleTimeout({"timeout": timeout, "counts": counts, "action": action}, random.Random(0))
+def make(
+    timeout: float = 60.0, counts: str = "bytes", action: str = "close", lazy: float = 0.0
+) -> IdleTimeout:
+    settings = {"timeout": timeout, "counts": counts, "action": action, "lazy": lazy}
+    return IdleTimeout(settings, random.Random(0))
 
 
 def test_any_byte_moves_the_deadline() -> None:
@@ -137,3 +143,66 @@ async def test_drop_forgets_the_flow_and_leaves_the_socket_open(autojump_clock: 
         (note,) = mp.journal.of_kind("fault")
         assert (note["t"], note["action"]) == (240.0, "note")
         assert not mp.journal.of_kind("closed")
+
+
+def test_a_lazy_deadline_moves_only_by_lazy_or_more() -> None:
+    """nginx's NGX_TIMER_LAZY_DELAY: a read that would move the timer by < 300 ms leaves it."""
+    fault = make(timeout=3.0, lazy=0.3)
+    assert fault.start(0.0) == [Wake(3.0)]
+    piece = Piece(b"data: x\n\n")
+    assert fault.on_piece(piece, 0.1) == [Deliver(piece, 0.1)]  # 3.1 is within 0.3 of 3.0
+    assert fault.on_piece(piece, 0.29) == [Deliver(piece, 0.29)]
+    assert fault.on_piece(piece, 0.35) == [Deliver(piece, 0.35), Wake(3.35)]
+    assert fault.on_piece(piece, 0.6) == [Deliver(piece, 0.6)]  # measured from 3.35 now
+    assert fault.on_piece(piece, 0.7) == [Deliver(piece, 0.7), Wake(3.7)]
+
+
+def test_lazy_zero_moves_the_deadline_on_every_byte() -> None:
+    fault = make(timeout=3.0)
+    fault.start(0.0)
+    piece = Piece(b"x")
+    assert fault.on_piece(piece, 0.001) == [Deliver(piece, 0.001), Wake(3.001)]
+
+
+def scripted_upstream(
+    nursery: trio.Nursery, times: tuple[float, ...]
+) -> Callable[[], Awaitable[trio.abc.Stream]]:
+    """An upstream answering an event-stream head, then one event at each of `times`
+    (seconds after it was asked), then silence."""
+
+    async def serve(stream: trio.abc.Stream) -> None:
+        start = trio.current_time()
+        await stream.receive_some()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 1000\r\n\r\n"
+        await stream.send_all(head)
+        for n, at in enumerate(times, 1):
+            await trio.sleep_until(start + at)
+            await stream.send_all(b"data: %d\n\n" % n)
+        await trio.sleep_forever()
+
+    async def connect() -> trio.abc.Stream:
+        proxy_end, upstream_end = trio.testing.memory_stream_pair()
+        nursery.start_soon(serve, upstream_end)
+        return proxy_end
+
+    return connect
+
+
+@pytest.mark.parametrize(
+    ("lazy", "times", "cut_at"),
+    [
+        ("300ms", (0.0, 0.1), 2.0),  # nginx: the read at 0.1 s does not move the timer
+        ("300ms", (0.0, 0.45), 2.45),
+        ("0s", (0.0, 0.1), 2.1),
+    ],
+)
+async def test_a_lazy_timer_cuts_where_nginx_cuts(
+    autojump_clock: object, lazy: str, times: tuple[float, ...], cut_at: float
+) -> None:
+    scenario = f'[[faults]]\ntype = "idle-timeout"\ntimeout = "2s"\nlazy = "{lazy}"\n'
+    async with trio.open_nursery() as nursery, memory_proxy(scenario) as mp:
+        mp.proxy.connector = scripted_upstream(nursery, times)
+        got = await mp.client().get("/events")
+        assert (got.ending, got.ended_at) == ("closed", cut_at)
+        assert got.body == b"data: 1\n\ndata: 2\n\n"
+        nursery.cancel_scope.cancel()

@@ -34,6 +34,7 @@ class RefBlock:
 class RefResult:
     blocks: list[RefBlock] = field(default_factory=list)
     last_event_id: str = ""
+    retry: int | None = None  # the stream's reconnection time: set when its line is read
 
 
 def reference_parse(body: bytes) -> RefResult:
@@ -98,7 +99,7 @@ def reference_parse(body: bytes) -> RefResult:
             if "\0" not in value:
                 last_event_id_buffer = value
         elif name == "retry" and value and all(c in "0123456789" for c in value):
-            retry = int(value)  # "consists of only ASCII digits"; else ignore the field
+            retry = result.retry = int(value)  # "only ASCII digits"; else ignore the field
     return result
 
 
@@ -139,6 +140,7 @@ def check(body: bytes, chunks: list[bytes]) -> None:
     assert b"".join(b.raw for b in blocks) + tail == body
     assert as_ref(blocks) == expected.blocks
     assert framer.last_event_id == expected.last_event_id
+    assert framer.retry == expected.retry
 
 
 def events(body: bytes) -> list[Event]:
@@ -369,3 +371,26 @@ def test_huge_event_in_many_chunks() -> None:
     assert block.raw == body
     assert block.event == Event("message", payload.decode(), "")
     assert framer.pending == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "reconnection_time"),
+    [
+        (b"retry: 0\n", 0),  # no blank line follows: it takes effect all the same
+        (b"retry: 1000\ndata: a\n\nretry:0500\n", 500),
+        (b"retry: 1000\n\nretry: x\n", 1000),  # an invalid value leaves it
+        (b"retry: 7", None),  # a line without its ending never takes effect
+        (b"data: a\n\n", None),
+    ],
+)
+def test_retry_takes_effect_when_its_line_is_read(
+    body: bytes, reconnection_time: int | None
+) -> None:
+    """The spec sets the reconnection time as it interprets the field, not at dispatch."""
+    for chunks in ([body], [body[i : i + 1] for i in range(len(body))]):
+        framer = Framer()
+        for chunk in chunks:
+            framer.feed(chunk)
+        assert framer.retry == reconnection_time, chunks
+        framer.close()
+        assert framer.retry == reconnection_time  # the stream's state outlives the body

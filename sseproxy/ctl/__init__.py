@@ -8,21 +8,53 @@ sseproxy's own dependencies. Output is for people unless `--json` is given. Exit
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
+
 import click
 
 from sseproxy.ctl.client import DEFAULT_URL, ControlClient
-from sseproxy.ctl.connections import connections, kill
-from sseproxy.ctl.faults import faults
 from sseproxy.ctl.output import JSON_KEY
-from sseproxy.ctl.scenario import scenario
 from sseproxy.ctl.values import parse_assignment
 from sseproxy.ctl.values import parse_value as parse_value
-from sseproxy.ctl.watch import journal, metrics, status
 
 __all__ = ["DEFAULT_URL", "ControlClient", "ctl", "parse_assignment"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Subcommands(MutableMapping[str, click.Command]):
+    """ctl's commands, imported when first looked up or listed: their modules load the
+    scenario registry, which `sseproxy --help` and `sseproxy run` have no use for."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, click.Command] | None = None
+
+    def _loaded(self) -> dict[str, click.Command]:
+        if self._commands is None:
+            from sseproxy.ctl.connections import connections, kill
+            from sseproxy.ctl.faults import faults
+            from sseproxy.ctl.scenario import scenario
+            from sseproxy.ctl.watch import journal, metrics, status
+
+            commands = (status, faults, connections, kill, scenario, metrics, journal)
+            self._commands = {command.name or "": command for command in commands}
+        return self._commands
+
+    def __getitem__(self, name: str) -> click.Command:
+        return self._loaded()[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded()[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+
+@click.group(commands=_Subcommands(), context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--control",
     "url",
@@ -61,12 +93,3 @@ def ctl(ctx: click.Context, url: str, token: str | None, as_json: bool) -> None:
     """
     ctx.obj = ControlClient(url, token)
     ctx.meta[JSON_KEY] = as_json
-
-
-ctl.add_command(status)
-ctl.add_command(faults)
-ctl.add_command(connections)
-ctl.add_command(kill)
-ctl.add_command(scenario)
-ctl.add_command(metrics)
-ctl.add_command(journal)

@@ -8,14 +8,16 @@ Its own module so the commands deal in answers, not HTTP: it turns the `--contro
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import click
+
+if TYPE_CHECKING:  # imported where a request is made: `sseproxy --help` has no use for it
+    import http.client
 
 __all__ = ["DEFAULT_URL", "ControlClient", "Refused", "Unreachable"]
 
@@ -65,6 +67,8 @@ class ControlClient:
         self, method: str, path: str, body: bytes | None, content_type: str | None, timeout: float
     ) -> Iterator[http.client.HTTPResponse]:
         """The response to one request on a connection of its own, closed on the way out."""
+        import http.client
+
         scheme, host, port, prefix = self._target()
         connection_class = (
             http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
@@ -98,6 +102,8 @@ class ControlClient:
         content_type: str | None = None,
     ) -> tuple[str, bytes]:
         """(content type, body) of a successful answer; Refused or Unreachable otherwise."""
+        import http.client
+
         if data is not None:
             body, content_type = json.dumps(data).encode(), "application/json"
         with self._send(method, path, body, content_type, self.timeout) as response:
@@ -136,6 +142,8 @@ class ControlClient:
 
     def lines(self, path: str) -> Generator[str, None, None]:
         """The lines of a streamed answer (the journal), as they arrive."""
+        import http.client
+
         with self._send("GET", path, None, None, STREAM_TIMEOUT) as response:
             if response.status >= 400:
                 raise self._problem(response.status, response.read())

@@ -5,6 +5,11 @@ resets the timer, which is why a comment heartbeat keeps a stream alive through 
 Clients and SDKs that only see *events* time differently (`counts = "events"`), and
 comment heartbeats do not help there: a stream kept alive for nginx by comments is still
 cut by a client that waits for events.
+
+nginx's timers are lazy (`lazy = "300ms"` in the nginx presets): `ngx_event_add_timer`
+(src/event/ngx_event_timer.h) leaves a timer where it is when the new deadline would
+differ from it by less than `NGX_TIMER_LAZY_DELAY` (300 ms). With `proxy_read_timeout 3s`
+and bytes at 0 s and 0.1 s, nginx cuts at 3.0 s, not 3.1 s; a byte at 0.45 s moves it.
 """
 
 from __future__ import annotations
@@ -56,6 +61,14 @@ class IdleTimeout(Fault):
             minimum=100,
             maximum=599,
         ),
+        Param(
+            "lazy",
+            "duration",
+            "Leave the deadline where it is when a byte would move it by less than this "
+            "(nginx: 300ms, its NGX_TIMER_LAZY_DELAY); 0 moves it on every byte.",
+            default=0.0,
+            minimum=0,
+        ),
     )
 
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
@@ -64,20 +77,27 @@ class IdleTimeout(Fault):
         self.counts: str = settings["counts"]
         self.action: str = settings["action"]
         self.status: int | None = settings.get("status")
+        self.lazy: float = settings.get("lazy", 0.0)
+        self.deadline = 0.0
         self.dropped = False
 
     def needs_events(self) -> bool:
         return self.counts == "events"
 
     def start(self, now: float) -> list[Action]:
-        return [Wake(now + self.timeout)]
+        self.deadline = now + self.timeout
+        return [Wake(self.deadline)]
 
     def on_piece(self, piece: Piece, now: float) -> list[Action]:
         if self.dropped:
             return []
-        if self.counts == "bytes" or piece.event is not None:
-            return [Deliver(piece, now), Wake(now + self.timeout)]
-        return [Deliver(piece, now)]
+        if self.counts == "events" and piece.event is None:
+            return [Deliver(piece, now)]
+        deadline = now + self.timeout
+        if abs(deadline - self.deadline) < self.lazy:  # nginx does not move it either
+            return [Deliver(piece, now)]
+        self.deadline = deadline
+        return [Deliver(piece, now), Wake(deadline)]
 
     def on_timer(self, now: float) -> list[Action]:
         what = "byte" if self.counts == "bytes" else "event"

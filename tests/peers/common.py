@@ -269,6 +269,23 @@ def trickle(
     return handle
 
 
+def events_at(*times: float) -> Callable[[socket.socket, threading.Event], None]:
+    """A close-delimited event stream with `X-Accel-Buffering: no`: event n at `times[n-1]`
+    seconds after the request arrived, then silence (never the end)."""
+
+    def handle(sock: socket.socket, stop: threading.Event) -> None:
+        read_request_head(sock)
+        start = time.monotonic()
+        sock.sendall(sse_head("X-Accel-Buffering: no\r\n"))
+        for n, at in enumerate(times, 1):
+            if stop.wait(max(start + at - time.monotonic(), 0)):
+                return
+            sock.sendall(timed_event(n))
+        stop.wait(30)
+
+    return handle
+
+
 def flood(size: int, extra_headers: str = "") -> Callable[[socket.socket, threading.Event], None]:
     """`size`-byte events as fast as the peer takes them; the failing send is timed."""
 

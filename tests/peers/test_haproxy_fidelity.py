@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.peers.common import (
     RawServer,
     assert_ends_alike,
     fetch,
+    free_port,
     origin,
     parallel,
     report,
@@ -46,10 +48,7 @@ SCENARIO = scenario_toml(
 
 # haproxy-default's 200 ms hold after the timeout: the timer sees the server's bytes as
 # they come, and its close is not held like the data (issue: the close waited behind it)
-DELAYED = (
-    SCENARIO
-    + '\n[[faults]]\nname = "no-http-no-delay"\ntype = "latency"\ndelay = "200ms"\n'
-)
+DELAYED = SCENARIO + '\n[[faults]]\nname = "no-http-no-delay"\ntype = "latency"\ndelay = "200ms"\n'
 
 
 @dataclass
@@ -158,3 +157,70 @@ def test_the_hold_delays_data_but_not_the_timeouts_close_as_in_haproxy(seen: See
     assert 0.15 <= theirs_first <= 0.3 and 0.15 <= ours_first <= 0.3, (ours_first, theirs_first)
     assert within(ours.ended_at, TIMEOUT) and within(theirs.ended_at, TIMEOUT), ours.summary()
     assert ours.ending == theirs.ending == "fin"
+
+
+# -- the server is down: connect retries ------------------------------------------------------
+
+HAPROXY_DEFAULT = (
+    Path(__file__).parents[2] / "sseproxy" / "scenarios" / "haproxy-default.toml"
+).read_text(encoding="utf-8")
+
+
+@dataclass
+class Down:
+    default: Observed  # retries 3 (the default), timeout connect 1s
+    no_retries: Observed  # retries 0
+    short_connect: Observed  # timeout connect 200ms: the pause is min(timeout connect, 1s)
+    ours: Observed  # sseproxy with the haproxy-default preset
+
+
+@pytest.fixture(scope="module")
+def down(tmp_path_factory: pytest.TempPathFactory) -> Down:
+    folder = tmp_path_factory.mktemp("haproxy-down")
+    closed = free_port()  # nothing listens there: every connect is refused at once
+    routes = [
+        Route("default", closed),
+        Route("none", closed, ["retries 0"]),
+        Route("short", closed, ["timeout connect 200ms"]),
+    ]
+    with (
+        haproxy(folder / "haproxy", routes) as port,
+        sseproxy_run(closed, HAPROXY_DEFAULT, folder) as proxy,
+    ):
+        looks = [
+            partial(fetch, port, f"/{name}/events", timeout=6, linger=0.5)
+            for name in ("default", "none", "short")
+        ]
+        looks.append(partial(fetch, proxy, "/events", timeout=6, linger=0.5))
+        result = Down(*parallel(*looks))
+    for name, observed in vars(result).items():
+        peer = "sseproxy" if name == "ours" else f"haproxy {name}"
+        report("server-down", peer, observed, body=observed.body_bytes[:200].decode())
+    return result
+
+
+def test_haproxy_answers_503_after_its_connect_retries_when_the_server_is_down(
+    down: Down,
+) -> None:
+    """`retries 3` with a pause of min(`timeout connect`, 1 s) after each refusal: 3 s."""
+    # Lower bounds are exact (HAProxy cannot answer before its pauses); upper ones leave
+    # room for a loaded machine.
+    waits = ((down.default, 3.0), (down.no_retries, 0.0), (down.short_connect, 0.6))
+    for observed, after in waits:
+        assert observed.status == 503, observed.summary()
+        head_at = observed.head_at
+        assert head_at is not None and after - 0.01 <= head_at < after + 0.4, observed.summary()
+        assert observed.data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert b"No server is available to handle this request." in observed.body_bytes
+        assert observed.complete and observed.ending == "open"  # kept alive
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known difference (docs/fidelity.md): sseproxy answers 502 at once when the "
+    "upstream refuses; HAProxy retries and answers 503 after 3 s",
+)
+def test_sseproxy_haproxy_default_answers_503_after_3s_like_haproxy(down: Down) -> None:
+    ours, theirs = down.ours, down.default
+    assert ours.status == theirs.status, ours.summary()
+    assert within(ours.head_at, theirs.head_at or 0.0), (ours.head_at, theirs.head_at)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -24,15 +25,19 @@ from tests.peers.common import (
     Observed,
     RawServer,
     assert_ends_alike,
+    ending_facts,
     event_delays,
+    events_at,
     fetch,
     flood,
+    free_port,
     origin,
     parallel,
     report,
     scenario_toml,
     sent_at,
     silent,
+    sse_head,
     sseproxy_run,
     trickle,
     within,
@@ -396,6 +401,67 @@ def test_sseproxy_buffer_holds_the_head_like_nginx(
     assert within(ours.head_at, theirs.head_at or 0.0), (ours.head_at, theirs.head_at)
 
 
+# Large, slow events: the head's bytes in nginx's first buffer are worth a whole event.
+SLOW_COUNT, SLOW_INTERVAL, SLOW_SIZE = 18, 0.2, 270
+
+
+@dataclass
+class SlowBuffering:
+    nginx: Observed
+    ours: Observed  # buffer 4KiB, hold_head = true
+
+
+@pytest.fixture(scope="module")
+def slow_buffering(tmp_path_factory: pytest.TempPathFactory) -> SlowBuffering:
+    if not has_fault("buffer"):
+        pytest.skip("sseproxy has no `buffer` fault yet; nginx's behaviour: docs/fidelity.md")
+    folder = tmp_path_factory.mktemp("buffering-slow")
+    scenario = with_buffer('[scenario]\nname = "nginx-proxy-buffering"\n', respect_accel=True)
+    slow = partial(trickle, SLOW_COUNT, SLOW_INTERVAL, size=SLOW_SIZE)
+    with (
+        RawServer(slow()) as theirs,
+        RawServer(slow()) as mine,
+        nginx(folder / "nginx", location("default", theirs.port)) as port,
+        sseproxy_run(mine.port, scenario, folder) as proxy,
+    ):
+        result = SlowBuffering(
+            *parallel(
+                lambda: fetch(port, "/default/events", timeout=6),
+                lambda: fetch(proxy, "/events", timeout=6),
+            )
+        )
+    report("buffering-slow", "nginx", result.nginx)
+    report("buffering-slow", "sseproxy", result.ours)
+    return result
+
+
+def test_nginx_counts_the_response_head_in_its_first_buffer(
+    slow_buffering: SlowBuffering,
+) -> None:
+    """The head (97 bytes here) and 15 events of 270 bytes fill 4096 bytes: the buffer
+    goes out when event 15 arrives (2.8 s), not event 16 (3.0 s) as the body alone says."""
+    seen = slow_buffering.nginx
+    filler = next(
+        n for n in range(1, SLOW_COUNT) if len(sse_head()) + n * SLOW_SIZE >= PROXY_BUFFER
+    )
+    assert filler < -(-PROXY_BUFFER // SLOW_SIZE)  # the head makes a difference here
+    assert released_by(seen) == filler, event_delays(seen)
+
+
+def released_by(seen: Observed) -> int:
+    """The event whose arrival released the first buffer: the last one the upstream had
+    sent when the client got the first event (by causality, not by a tolerance)."""
+    sent, first_at = sent_at(seen), seen.events()[0][0]
+    return max(n for n, at in sent.items() if at <= first_at)
+
+
+def test_sseproxy_buffer_counts_the_held_head_like_nginx(slow_buffering: SlowBuffering) -> None:
+    ours, theirs = slow_buffering.ours, slow_buffering.nginx
+    assert released_by(ours) == released_by(theirs), (event_delays(ours), event_delays(theirs))
+    head_at, first_at = ours.head_at, ours.events()[0][0]
+    assert head_at is not None and first_at - head_at < 0.1  # it goes with the first buffer
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known difference (docs/fidelity.md): nginx buffers only a close-delimited "
@@ -473,3 +539,102 @@ def test_sseproxy_send_timeout_closes_like_nginx(
     assert within(gave_up, slow_client.gave_up), (gave_up, slow_client.gave_up)
     facts = (ours.status, ours.ending, ours.chunked, ours.terminating_chunk)
     assert facts == (theirs.status, theirs.ending, theirs.chunked, theirs.terminating_chunk)
+
+
+# -- 6. nginx's lazy timer ------------------------------------------------------------------
+
+LAZY_TIMEOUT = 2.0  # proxy_read_timeout 2s
+LAZY_CASES = {"near": (0.0, 0.2), "far": (0.0, 0.45)}
+"""Event 2 moves the 2 s deadline by 0.2 s (less than NGX_TIMER_LAZY_DELAY, 300 ms: nginx
+leaves it, cutting at 2.0 s where an eager timer cuts at 2.2 s) or by 0.45 s (moved: 2.45 s)."""
+
+
+@dataclass
+class Lazy:
+    nginx: dict[str, Observed]
+    ours: dict[str, Observed]  # idle-timeout 2s with lazy = "300ms"
+
+
+@pytest.fixture(scope="module")
+def lazy(tmp_path_factory: pytest.TempPathFactory) -> Lazy:
+    folder = tmp_path_factory.mktemp("lazy")
+    fault = {"type": "idle-timeout", "timeout": "2s", "lazy": "300ms", "action": "close"}
+    scenario = scenario_toml("nginx-lazy-read-timeout", fault)
+    with ExitStack() as stack:
+        servers = {
+            case: stack.enter_context(RawServer(events_at(*times)))
+            for case, times in LAZY_CASES.items()
+        }
+        locations = "\n".join(
+            location(case, server.port, "proxy_read_timeout 2s;")
+            for case, server in servers.items()
+        )
+        port = stack.enter_context(nginx(folder / "nginx", locations))
+        proxies = {
+            case: stack.enter_context(sseproxy_run(server.port, scenario, folder))
+            for case, server in servers.items()
+        }
+        looks = [partial(fetch, port, f"/{case}/events", timeout=5) for case in LAZY_CASES]
+        looks += [partial(fetch, proxies[case], "/events", timeout=5) for case in LAZY_CASES]
+        seen = parallel(*looks)
+    result = Lazy(
+        dict(zip(LAZY_CASES, seen[:2], strict=True)), dict(zip(LAZY_CASES, seen[2:], strict=True))
+    )
+    for case in LAZY_CASES:
+        report(f"lazy-timer-{case}", "nginx", result.nginx[case])
+        report(f"lazy-timer-{case}", "sseproxy", result.ours[case])
+    return result
+
+
+def moved_by_event_2(seen: Observed) -> bool:
+    """Whether the cut came a whole timeout after the upstream sent event 2.
+
+    Decided by causality, not by a tolerance: a timer moved by event 2 cannot fire before
+    2 s after event 2 was sent, and one left where it was fires 2 s after the start, 0.2 s
+    earlier (nginx's and sseproxy's lag under load is far less than that).
+    """
+    assert seen.ended_at is not None, seen.summary()
+    moved_at = sent_at(seen)[2] + LAZY_TIMEOUT
+    assert seen.ended_at < moved_at + 0.5, seen.summary()  # cut by the read timeout
+    return seen.ended_at >= moved_at
+
+
+@pytest.mark.parametrize("case", list(LAZY_CASES))
+def test_nginx_does_not_move_its_read_timer_by_less_than_300ms(lazy: Lazy, case: str) -> None:
+    seen = lazy.nginx[case]
+    assert (seen.status, seen.ending, ids(seen)) == (200, "fin", [1, 2]), seen.summary()
+    assert moved_by_event_2(seen) == (case == "far"), (sent_at(seen), seen.summary())
+
+
+@pytest.mark.parametrize("case", list(LAZY_CASES))
+def test_sseproxy_lazy_idle_timeout_cuts_where_nginx_cuts(lazy: Lazy, case: str) -> None:
+    ours, theirs = lazy.ours[case], lazy.nginx[case]
+    assert ending_facts(ours) == ending_facts(theirs), (ours.summary(), theirs.summary())
+    assert moved_by_event_2(ours) == (case == "far"), (sent_at(ours), ours.summary())
+
+
+# -- 7. the upstream is down ------------------------------------------------------------------
+
+
+def test_nginx_and_nginx_default_answer_502_at_once_when_the_upstream_refuses(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """nginx does not retry a refused connection to its only server (HAProxy does: its
+    `retries`, see test_haproxy_fidelity.py); sseproxy's nginx-default answers the same."""
+    folder = tmp_path_factory.mktemp("down")
+    preset = Path(__file__).parents[2] / "sseproxy" / "scenarios" / "nginx-default.toml"
+    closed = free_port()  # nothing listens there
+    with (
+        nginx(folder / "nginx", location("down", closed)) as port,
+        sseproxy_run(closed, preset.read_text(encoding="utf-8"), folder) as proxy,
+    ):
+        theirs, ours = parallel(
+            lambda: fetch(port, "/down/events", timeout=3, linger=0.5),
+            lambda: fetch(proxy, "/events", timeout=3, linger=0.5),
+        )
+    report("upstream-down", "nginx", theirs)
+    report("upstream-down", "sseproxy", ours)
+    assert theirs.status == ours.status == 502, (theirs.summary(), ours.summary())
+    assert theirs.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    for seen in (theirs, ours):
+        assert seen.head_at is not None and seen.head_at < 0.5, seen.summary()  # not 3 s
