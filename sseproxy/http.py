@@ -68,8 +68,9 @@ async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
     event sends hundreds of chunks per read, and they go on together, as one piece (one
     write), rather than one write and one scheduler round each.
     """
-    if conn.their_state is not h11.SEND_BODY:
-        return b""  # the end came with the last data, in the same read
+    if conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
+        return b""  # the end came with the last data, in the same read (not ERROR: that
+        # is framing that broke after the data before it went on, and next_event says so)
     saw_eof = False
     parts: list[bytes] = []
     while True:
