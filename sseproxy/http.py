@@ -499,8 +499,12 @@ class ResponseSink:
             head = piece.head
             # the upstream's reason phrase as sent (even none); a fault's head gets the usual
             reason = head.reason if self.call.head_read else head.reason or phrase(head.status)
+            headers = list(head.headers)
+            if any(slot.fault.resizes_body for slot in self.call.down_slots):
+                # the length may change on the way: h11 frames the body itself (chunked)
+                headers = [(name, value) for name, value in headers if name != b"content-length"]
             data = client.conn.send(
-                h11.Response(status_code=head.status, reason=reason, headers=list(head.headers))
+                h11.Response(status_code=head.status, reason=reason, headers=headers)
             )
             await client.stream.send_all(data or b"")
             content_type = (head.header(b"content-type") or b"").decode("latin-1")

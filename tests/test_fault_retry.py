@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 import pytest
+import trio
 from trio.testing import MockClock
 
 from sseproxy import origin
@@ -13,7 +14,9 @@ from sseproxy.errors import ScenarioError
 from sseproxy.faults.base import Deliver, Piece
 from sseproxy.faults.retry import Retry
 from sseproxy.sse import Framer
+from sseproxy.testing import memory_proxy as upstream_proxy
 from tests.harness import memory_proxy, scenario_of
+from tests.testing.clients import get_events
 
 
 def blocks(raw: bytes) -> list[Piece]:
@@ -170,3 +173,22 @@ async def test_a_retry_line_at_the_end_of_the_body_is_rewritten(autojump_clock: 
         got = await mp.client().get("/events")
         assert (got.status, got.body) == (200, b"data: a\n\nretry: 3000\n")
         assert reconnection_time(got.body) == 3000
+
+
+@pytest.mark.parametrize("value", [5, 123456789])  # shorter and longer than the 1000 sent
+async def test_a_content_length_body_is_reframed_when_retry_changes_its_length(
+    autojump_clock: object, value: int
+) -> None:
+    body = b"retry: 1000\ndata: a\n\n" * 3
+
+    async def server(stream: trio.abc.Stream) -> None:
+        await stream.receive_some()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        await stream.send_all(head + b"content-length: %d\r\n\r\n" % len(body) + body)
+
+    scenario = f"[[faults]]\ntype = 'retry'\nset = {value}\n"
+    async with upstream_proxy(server, scenario) as proxy:
+        got = await get_events(await proxy.connect())
+        (ended,) = await proxy.wait_for("ended")
+    assert got.body == (b"retry: %d\ndata: a\n\n" % value) * 3
+    assert ended["reason"] == "upstream-end"

@@ -137,6 +137,11 @@ class Fault:
     """One line for `sseproxy scenarios describe`."""
     params: ClassVar[tuple[Param, ...]] = ()
 
+    resizes_body: ClassVar[bool] = False
+    """True when the fault may change the length of the body (rewriting or dropping
+    events): an HTTP proxy then drops the upstream's Content-Length and frames the body
+    itself (chunked), as nginx does when a filter changes a response."""
+
     response_started = False
     """Set by the link once a response head has passed this fault's place in the chain
     (also while the fault was inactive): a fault activated later knows it came too late."""

@@ -28,6 +28,7 @@ _BOM = b"\xef\xbb\xbf"
 @register
 class Retry(Fault):
     name = "retry"
+    resizes_body = True
     summary = "Replace every `retry:` value with `set` ms (or add one), or `strip` retry lines."
     params = (
         Param("set", "int", "Reconnection time in ms to write instead.", optional=True, minimum=0),
