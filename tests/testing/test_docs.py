@@ -123,7 +123,8 @@ def test_the_quick_start_catches_a_client_without_last_event_id_under_every_seed
     pytester.syspathinsert()
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=20)
-    assert result.stdout.str().count("Falsifying example") == 20
+    # each one a falsified example, not an error (hypothesis' CI profile prints each twice)
+    assert result.stdout.str().count("Falsifying example") >= 20
 
 
 # A trio client for the in-memory example: the correct one of tests/testing/clients.py.
