@@ -262,6 +262,7 @@ class HttpConnection(Connection):
             query=query or None,
             session=self.proxy.session_of(headers, query),
             last_event_id=headers.get("last-event-id"),
+            accept=headers.get("accept"),
             user_agent=headers.get("user-agent"),
             faults=(chains.names() or None) if chains else None,
         )

@@ -56,8 +56,12 @@ def kinds(conns: Iterable[Connection]) -> dict[str, str]:
             kind = "no-request"
         elif main.is_event_stream:
             kind = "stream"
-        elif (main.target and main.path in stream_paths) or main.last_event_id is not None:
-            kind = "failed"
+        elif (
+            (main.target and main.path in stream_paths)
+            or main.last_event_id is not None
+            or "text/event-stream" in (main.accept or "")
+        ):
+            kind = "failed"  # it asked for a stream, or where streams come from
         else:
             kind = "request"
         result[conn.key] = kind

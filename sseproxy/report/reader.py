@@ -257,6 +257,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
                 target=_text(record.get("path")) or "",
                 query=_text(record.get("query")),
                 last_event_id=_text(record.get("last_event_id")),
+                accept=_text(record.get("accept")),
                 user_agent=_text(record.get("user_agent")),
                 session=_text(record.get("session")),
                 faults=tuple(str(f) for f in faults) if isinstance(faults, list) else (),

@@ -28,6 +28,8 @@ class Request:
     target: str = ""
     query: str | None = None
     last_event_id: str | None = None
+    accept: str | None = None
+    """The request's Accept header: an EventSource asks for text/event-stream."""
     user_agent: str | None = None
     session: str | None = None
     faults: tuple[str, ...] = ()

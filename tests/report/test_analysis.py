@@ -452,3 +452,26 @@ def test_the_reasons_of_bad_client_input_are_explained(reason: str) -> None:
     from sseproxy.report.causes import EXPLANATIONS
 
     assert reason in EXPLANATIONS
+
+
+def test_a_request_for_a_stream_reset_before_any_response_is_a_failed_attempt() -> None:
+    # no stream ever succeeded on /feed, so only the Accept header says what it was
+    records = [
+        rec("opened", "c1", 0.0, client="10.0.0.1:1"),
+        rec("request", "c1", 0.0, req=1, method="GET", path="/feed", accept="text/event-stream"),
+        rec("closed", "c1", 0.5, by="proxy", reason="reset", duration=0.5),
+        rec("opened", "c2", 1.0, client="10.0.0.1:2"),
+        rec("request", "c2", 1.0, req=2, method="GET", path="/other", accept="*/*"),
+        rec("closed", "c2", 1.5, by="proxy", reason="reset", duration=0.5),
+    ]
+    assert kinds(journal_from_records(records).connections) == {"c1": "failed", "c2": "request"}
+
+
+async def test_the_journal_records_what_the_request_accepts(autojump_clock: object) -> None:
+    from sseproxy.testing import OriginSettings, memory_proxy
+    from tests.testing.clients import get_events
+
+    async with memory_proxy(OriginSettings(count=1)) as proxy:
+        await get_events(await proxy.connect())
+        (request,) = await proxy.wait_for("request")
+    assert request["accept"] == "text/event-stream"
