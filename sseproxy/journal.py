@@ -21,7 +21,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, TextIO
@@ -260,28 +260,29 @@ class Tally:
         self.framed = self.framed or framer is not None
         self.start = self.last_byte = self.last_event = trio.current_time()
 
-    def observe(self, piece: Piece) -> None:
-        """A piece written to the peer: count its bytes, and its events when framing. A
-        block the fault chain already cut is counted without being parsed again."""
-        data = piece.data
-        self.octets += len(data)
+    def observe(self, pieces: Sequence[Piece]) -> None:
+        """The pieces of one write to the peer: count their bytes, and their events when
+        framing. A block the fault chain already cut is counted without parsing it again."""
         now = trio.current_time()
         if self.last_byte is not None:
             self.longest_gap = max(self.longest_gap, now - self.last_byte)
         self.last_byte = now
         framer = self.framer
-        if framer is None:
-            return
-        if piece.framed and piece.last_id is not None and framer.between_blocks:
-            framer.skip_block(data, piece.last_id)
-            self._block(piece.event, piece.last_id, len(data), now)
-        else:
+        for piece in pieces:
+            data = piece.data
+            self.octets += len(data)
+            if framer is None:
+                continue
+            if piece.framed and piece.last_id is not None and framer.between_blocks:
+                framer.skip_block(data, piece.last_id)
+                self._block(piece.event, piece.last_id, len(data), now)
+                continue
             for block in framer.feed(data):
                 self._block(block.event, block.last_event_id, len(block.raw), now)
-            if framer.overflows and not self.noted_overflow:
-                self.noted_overflow = True
-                if self.on_note is not None:
-                    self.on_note("an event outgrew the framing bound: relayed, not counted")
+        if framer is not None and framer.overflows and not self.noted_overflow:
+            self.noted_overflow = True
+            if self.on_note is not None:
+                self.on_note("an event outgrew the framing bound: relayed, not counted")
 
     def _block(self, event: Event | None, last_id: str, size: int, now: float) -> None:
         if event is not None:

@@ -35,8 +35,9 @@ WATCHED_SLICE = 16 * 1024
 MAX_IN_FLIGHT = DEFAULT_CAPACITY
 """Bytes a stage may have in flight before the reader pauses (see `sseproxy.engine`)."""
 
-Observer = Callable[[Piece], None]
-"""Told of every piece written to the sink (the journal's tally counts bytes and events)."""
+Observer = Callable[[list[Piece]], None]
+"""Told of the pieces of every write to the sink (the journal's tally counts bytes and
+events): one call per write, however many events it carried."""
 HeadReader = Callable[[], Awaitable[ResponseHead]]
 """Reads a response head before the body (HTTP mode); raises HeadError when it cannot."""
 
@@ -82,7 +83,7 @@ async def pump(
             piece = Piece(data)
             await _send(sink, piece)
             if observe is not None:
-                observe(piece)
+                observe([piece])
     except _SinkFailed as failed:
         return LinkResult("sink-error", error=failed.error)
     except _BROKEN as error:
@@ -262,8 +263,7 @@ class Link:
             except _BROKEN as error:
                 return LinkResult("sink-error", error=error)
             if self.observe is not None:
-                for piece in written:
-                    self.observe(piece)
+                self.observe(written)
         return None
 
     async def _finish(self, stop: Stop) -> LinkResult:
@@ -287,7 +287,7 @@ class Link:
             with trio.move_on_after(limit):
                 await self.sink.send(Piece(part))
                 if self.observe is not None:
-                    self.observe(Piece(part))
+                    self.observe([Piece(part)])
                 continue
             return False
         return True

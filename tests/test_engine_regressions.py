@@ -218,7 +218,7 @@ async def test_the_journal_tally_stays_bounded_and_notes_it_once() -> None:
     tally.begin(Framer())
     chunk = b"data: x" * 10000
     for _ in range(300):  # 21 MB without a blank line
-        tally.observe(Piece(chunk))
+        tally.observe([Piece(chunk)])
     assert tally.framer is not None and tally.framer.pending <= MAX_EVENT_SIZE
     assert len(notes) == 1 and "not counted" in notes[0]
 

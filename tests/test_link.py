@@ -114,7 +114,7 @@ async def drive(
         nursery.start_soon(run_script)
         nursery.start_soon(read_far_end)
         link_source = source or link_end
-        result = await run_link(link_source, sink, slots, observe=observed.append, fired=fired)
+        result = await run_link(link_source, sink, slots, observe=observed.extend, fired=fired)
         script_scope.cancel()  # the script may still be waiting on a source that is done
     return Run(result, arrivals, sink.stops, observed)
 
@@ -327,7 +327,7 @@ async def test_fast_path_copies_bytes_exactly_and_ends_with_eof(autojump_clock: 
         results: list[LinkResult] = []
 
         async def link() -> None:
-            results.append(await run_link(link_end, sink, [], observe=observed.append))
+            results.append(await run_link(link_end, sink, [], observe=observed.extend))
 
         nursery.start_soon(link)
         nursery.start_soon(writes(steps, eof_at=7.0), feed)
