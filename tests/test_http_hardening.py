@@ -240,22 +240,23 @@ async def test_a_truncated_body_is_always_the_clients_400(
         assert_balanced(r.journal)
 
 
+async def loopback_proxy(nursery: trio.Nursery, up: Upstream_) -> tuple[Proxy, int]:
+    """`up` and a proxy in front of it (no faults, journal kept), on loopback sockets."""
+    upstream_listener = await listen("127.0.0.1", 0)
+    await nursery.start(trio.serve_listeners, up.handle, [upstream_listener])
+    upstream = Upstream("127.0.0.1", upstream_listener.socket.getsockname()[1])
+    proxy = Proxy(ProxySettings(upstream), Scenario(name="none"), Journal(keep=True), seed=1)
+    listener = await listen("127.0.0.1", 0)
+    await nursery.start(serve_proxy, proxy, listener)
+    return proxy, listener.socket.getsockname()[1]
+
+
 async def test_a_truncated_body_on_loopback_sockets_is_always_the_clients_400() -> None:
     """The same over real sockets (where the race was first measured: 101 to 99)."""
     up = Upstream_(read_all=True)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            upstream_listener = await listen("127.0.0.1", 0)
-            await nursery.start(trio.serve_listeners, up.handle, [upstream_listener])
-            proxy = Proxy(
-                ProxySettings(Upstream("127.0.0.1", upstream_listener.socket.getsockname()[1])),
-                Scenario(name="none"),
-                Journal(keep=True),
-                seed=1,
-            )
-            listener = await listen("127.0.0.1", 0)
-            port = listener.socket.getsockname()[1]
-            await nursery.start(serve_proxy, proxy, listener)
+            proxy, port = await loopback_proxy(nursery, up)
             for n in range(1, 51):
                 client = await trio.open_tcp_stream("127.0.0.1", port)
                 await client.send_all(TRUNCATED)
@@ -393,18 +394,7 @@ async def test_the_upstreams_reason_phrase_reaches_a_socket_client_as_sent(
     up = Upstream_(status_line + b"\r\ncontent-length: 2\r\n\r\nok")
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            upstream_listener = await listen("127.0.0.1", 0)
-            await nursery.start(trio.serve_listeners, up.handle, [upstream_listener])
-            upstream_port = upstream_listener.socket.getsockname()[1]
-            proxy = Proxy(
-                ProxySettings(Upstream("127.0.0.1", upstream_port)),
-                Scenario(name="none"),
-                Journal(keep=True),
-                seed=1,
-            )
-            listener = await listen("127.0.0.1", 0)
-            port = listener.socket.getsockname()[1]
-            await nursery.start(serve_proxy, proxy, listener)
+            _, port = await loopback_proxy(nursery, up)
             client = await trio.open_tcp_stream("127.0.0.1", port)
             await client.send_all(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
             reply = await read_head(client)
