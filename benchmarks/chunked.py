@@ -1,7 +1,7 @@
 """A benchmark, not a test: the fast chunked reader against h11 (issue 10).
 
-    python3 -m tests.bench_chunked micro          µs per 100-byte chunk, 64 KiB reads
-    python3 -m tests.bench_chunked e2e BEFORE [SCENARIO]
+    python3 benchmarks/chunked.py micro          µs per 100-byte chunk, 64 KiB reads
+    python3 benchmarks/chunked.py e2e BEFORE [SCENARIO]
                                                   events/s through `sseproxy run` with the
                                                   package in BEFORE (a checkout) and here
 
