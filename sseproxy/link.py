@@ -252,9 +252,9 @@ class Link:
     async def _write_pieces(self, pieces: list[Piece]) -> LinkResult | None:
         """Write what is due: consecutive data pieces as one write (one HTTP chunk), a
         response head or a piece with a `boundary` on its own."""
+        watchdog = self.chain.write_watchdog()
         for write, written in _writes(pieces):
             try:
-                watchdog = self.chain.write_watchdog()
                 if watchdog is not None:
                     if not await self._send_watched(write, watchdog[1]):
                         return await self._write_timed_out(watchdog[0])
