@@ -263,7 +263,15 @@ def check_framed(children: Children, expected: int) -> None:
         )
 
 
-def run(settings: Settings, names: list[str], say: Callable[[str], None]) -> dict[str, Any]:
+WORKLOADS = ("small", "big", "packed", "bulk", "ping_pong", "latency", "memory", "startup")
+
+
+def run(
+    settings: Settings,
+    names: list[str],
+    say: Callable[[str], None],
+    workloads: tuple[str, ...] = WORKLOADS,
+) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "settings": asdict(settings), "skipped": {}}
     children = Children()
     try:
@@ -277,53 +285,66 @@ def run(settings: Settings, names: list[str], say: Callable[[str], None]) -> dic
         say("paths: " + ", ".join(names))
         results: dict[str, Any] = {}
         for workload in (SMALL, BIG, PACKED):
+            if workload.key not in workloads:
+                continue
             say(f"measuring {workload.title} ...")
             results[workload.key] = throughput(routes, workload, settings)
-        say(f"measuring bulk: {settings.bulk_bytes:,} bytes over one connection ...")
-        bulk_routes = [r for r in routes if r.name != "sseproxy-framed"]
-        results["bulk"] = throughput(bulk_routes, BULK, settings)
-        results["bulk"]["title"] = f"bulk: {settings.bulk_bytes / 2**20:g} MiB over one connection"
-        say("measuring 1-byte ping-pong ...")
-        echo_routes = [r for r in routes if r.echo_port is not None]
-        pongs = interleaved(
-            echo_routes,
-            settings.repeats,
-            lambda r: ping_pong(r.echo_port or 0, settings.rounds, r.name),
-        )
-        for result in pongs.values():
-            if "direct" in pongs:
-                result["added"] = result["median"] - pongs["direct"]["median"]
-        ratios(pongs)
-        results["ping_pong"] = {
-            "title": "1-byte ping-pong round trip",
-            "unit": "us",
-            "paths": pongs,
-        }
-        say("measuring latency per event ...")
-        results["latency"] = latency(routes, upstream[0], settings)
+        if "bulk" in workloads:
+            say(f"measuring bulk: {settings.bulk_bytes:,} bytes over one connection ...")
+            bulk_routes = [r for r in routes if r.name != "sseproxy-framed"]
+            results["bulk"] = throughput(bulk_routes, BULK, settings)
+            results["bulk"]["title"] = (
+                f"bulk: {settings.bulk_bytes / 2**20:g} MiB over one connection"
+            )
+        if "ping_pong" in workloads:
+            say("measuring 1-byte ping-pong ...")
+            results["ping_pong"] = ping_pongs(routes, settings)
+        if "latency" in workloads:
+            say("measuring latency per event ...")
+            results["latency"] = latency(routes, upstream[0], settings)
         for route in routes:
-            if route.name == "sseproxy-framed":
+            if route.name == "sseproxy-framed" and route.events:
                 check_framed(children, route.events)
-        say(f"measuring RSS at {settings.idle_streams:,} idle streams ...")
-        results["memory"] = memory(children, routes, upstream, settings)
-        say("measuring start-up ...")
-        runs = settings.startup_runs
-        results["startup"] = {
-            "title": f"start-up, median of {runs} runs",
-            "unit": "ms",
-            "paths": {
-                "sseproxy --help": {
-                    "median": start_up([sys.executable, "-m", "sseproxy", "--help"], runs)
-                },
-                "import trio": {"median": start_up([sys.executable, "-c", "import trio"], runs)},
-                "python -c pass": {"median": start_up([sys.executable, "-c", "pass"], runs)},
-            },
-        }
+        if "memory" in workloads:
+            say(f"measuring RSS at {settings.idle_streams:,} idle streams ...")
+            results["memory"] = memory(children, routes, upstream, settings)
+        if "startup" in workloads:
+            say("measuring start-up ...")
+            results["startup"] = startup(settings)
         report["results"] = results
         report["machine"]["load_average_end"] = os.getloadavg()
         return report
     finally:
         children.close()
+
+
+def ping_pongs(routes: list[Route], settings: Settings) -> dict[str, Any]:
+    echo_routes = [r for r in routes if r.echo_port is not None]
+    pongs = interleaved(
+        echo_routes,
+        settings.repeats,
+        lambda r: ping_pong(r.echo_port or 0, settings.rounds, r.name),
+    )
+    for result in pongs.values():
+        if "direct" in pongs:
+            result["added"] = result["median"] - pongs["direct"]["median"]
+    ratios(pongs)
+    return {"title": "1-byte ping-pong round trip", "unit": "us", "paths": pongs}
+
+
+def startup(settings: Settings) -> dict[str, Any]:
+    runs = settings.startup_runs
+    return {
+        "title": f"start-up, median of {runs} runs",
+        "unit": "ms",
+        "paths": {
+            "sseproxy --help": {
+                "median": start_up([sys.executable, "-m", "sseproxy", "--help"], runs)
+            },
+            "import trio": {"median": start_up([sys.executable, "-c", "import trio"], runs)},
+            "python -c pass": {"median": start_up([sys.executable, "-c", "pass"], runs)},
+        },
+    }
 
 
 def main() -> int:
@@ -333,7 +354,15 @@ def main() -> int:
     parser.add_argument(
         "--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}"
     )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
     args = parser.parse_args()
+    workloads = tuple(w for w in args.workloads.split(",") if w)
+    if unknown_workloads := sorted(set(workloads) - set(WORKLOADS)):
+        parser.error(f"unknown workload {', '.join(unknown_workloads)}")
     names = [name for name in args.paths.split(",") if name]
     if unknown := sorted(set(names) - set(PATHS)):
         parser.error(f"unknown path {', '.join(unknown)}; choose from {', '.join(PATHS)}")
@@ -345,7 +374,7 @@ def main() -> int:
         print(text, file=sys.stderr, flush=True)
 
     try:
-        report = run(QUICK if args.quick else FULL, names, say)
+        report = run(QUICK if args.quick else FULL, names, say, workloads)
     except BenchError as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 1

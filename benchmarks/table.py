@@ -70,8 +70,9 @@ SHORT = {"sseproxy-tcp": "tcp", "sseproxy-http": "http", "sseproxy-framed": "fra
 def summary(results: dict[str, Any]) -> list[str]:
     """One row per workload, one column per path (the medians; latency: added p50 / p99)."""
     names = list(
-        dict.fromkeys(name for key in ("small", "latency") for name in results[key]["paths"])
+        dict.fromkeys(name for result in results.values() for name in result.get("paths", {}))
     )
+    names = [name for name in names if not name.startswith(("sseproxy --help", "import", "python"))]
     rows = [("workload", *(SHORT.get(name, name) for name in names))]
     for key, label in (
         ("small", "100 B events, 1 chunk each"),
@@ -82,7 +83,9 @@ def summary(results: dict[str, Any]) -> list[str]:
         ("ping_pong", "1-byte ping-pong added (us)"),
         ("memory", "RSS per idle stream"),
     ):
-        result = results[key]
+        result = results.get(key)
+        if result is None:
+            continue
         cells = []
         for name in names:
             r = result["paths"].get(name)

@@ -67,7 +67,7 @@ from sseproxy.faults.base import (
     Reset,
     Wake,
 )
-from sseproxy.sse import MAX_EVENT_SIZE, Framer
+from sseproxy.sse import MAX_EVENT_SIZE, Block, Framer
 from sseproxy.units import format_size
 
 __all__ = ["DEFAULT_CAPACITY", "Chain", "Due", "FaultSlot", "FiredHook", "Stop", "StopKind"]
@@ -416,10 +416,19 @@ class Chain:
             return
         if item.head is not None:
             slot.fault.response_started = True
-        if slot.framer is None or not item.data:
+        framer = slot.framer
+        if framer is None or not item.data:
             self._offer(index, item, now)
             return
-        for block in slot.framer.feed(item.data):
+        blocks: Sequence[Block]
+        if item.blocks is not None and framer.between_blocks:
+            framer.skip_blocks(item.blocks)  # an earlier stage framed them: no second parse
+            blocks = item.blocks
+        else:
+            blocks = framer.feed(item.data)
+        if len(blocks) > 1 and slot.active and self._offer_blocks(index, blocks, now):
+            return
+        for block in blocks:
             if slot.done:
                 return
             if block.partial:
@@ -428,6 +437,24 @@ class Chain:
             else:
                 piece = Piece(block.raw, True, block.event, last_id=block.last_event_id)
                 self._offer(index, piece, now)
+
+    def _offer_blocks(self, index: int, blocks: Sequence[Block], now: float) -> bool:
+        """Whole blocks that arrived together, as one piece, to a fault that can take them
+        so (`Fault.on_blocks`); False when it cannot, or one of them outgrew the framer."""
+        fault = self.slots[index].fault
+        if type(fault).on_blocks is Fault.on_blocks:
+            return False
+        raws = []
+        for block in blocks:
+            if block.partial:
+                return False
+            raws.append(block.raw)
+        piece = Piece(b"".join(raws), last_id=blocks[-1].last_event_id, blocks=blocks)
+        actions = fault.on_blocks(piece, now)
+        if actions is None:
+            return False
+        self._apply(index, actions, now, timed=False)
+        return True
 
     def _offer(self, index: int, piece: Piece, now: float) -> None:
         slot = self.slots[index]

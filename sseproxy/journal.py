@@ -273,6 +273,12 @@ class Tally:
             self.octets += len(data)
             if framer is None:
                 continue
+            blocks = piece.blocks
+            if blocks is not None and framer.between_blocks:
+                framer.skip_blocks(blocks)
+                for block in blocks:
+                    self._block(block.event, block.last_event_id, len(block.raw), now)
+                continue
             if piece.framed and piece.last_id is not None and framer.between_blocks:
                 framer.skip_block(data, piece.last_id)
                 self._block(piece.event, piece.last_id, len(data), now)

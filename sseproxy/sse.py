@@ -20,6 +20,7 @@ resynchronises on it, so the result is the same as decoding the whole stream fir
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["MAX_EVENT_SIZE", "Block", "Event", "Framer"]
@@ -75,6 +76,38 @@ class Block:
     """Raw bytes of a block that outgrew the framer's bound: passed on unparsed, never
     dispatched (`event` is None). The block's remaining bytes, through its blank line,
     follow as partial blocks too; framing resumes after it."""
+
+
+_NEAR = 1024
+"""Where a blank line is looked for with one two-byte search; beyond it, from line end to
+line end. CPython searches for b"\n\n" at about 1 GB/s but for a single b"\n" (memchr)
+fifty times faster, which is what makes a 64 KiB `data:` line cheap to frame."""
+
+
+def _blank_line(text: bytes, pos: int) -> int:
+    """Offset of the first b"\n\n" at or after `pos` in `text` (-1: none)."""
+    found = text.find(b"\n\n", pos, pos + _NEAR)
+    if found >= 0 or len(text) <= pos + _NEAR:
+        return found
+    lf = text.find(b"\n", pos + _NEAR - 1)
+    while lf >= 0:
+        if text.startswith(b"\n", lf + 1):
+            return lf
+        lf = text.find(b"\n", lf + 2)
+    return -1
+
+
+def _lines(text: bytes, start: int, end: int) -> list[bytes]:
+    """text[start:end] split at b"\n": by `split` when short, by memchr when long (a
+    one-byte `split` walks byte by byte, 20 µs for 64 KiB)."""
+    if end - start < _NEAR:
+        return text[start:end].split(b"\n")
+    lines = []
+    while (lf := text.find(b"\n", start, end)) >= 0:
+        lines.append(text[start:lf])
+        start = lf + 1
+    lines.append(text[start:end])
+    return lines
 
 
 class Framer:
@@ -184,18 +217,18 @@ class Framer:
             if text.startswith(b"\n", pos):
                 lines_end, end = pos, pos + 1  # the line at pos is blank
             else:
-                found = text.find(b"\n\n", pos)
+                found = _blank_line(text, pos)
                 if found < 0:
                     break
                 lines_end, end = found, found + 2
             if lines_end > pos:
-                for line in text[pos:lines_end].split(b"\n"):
+                for line in _lines(text, pos, lines_end):
                     field(line)
             blocks.append(self._dispatch(text[block_start:end]))
             block_start = pos = end
         last = text.rfind(b"\n", pos)
         if last >= pos:  # complete lines of the next block: take them in now
-            for line in text[pos:last].split(b"\n"):
+            for line in _lines(text, pos, last):
                 field(line)
             pos = last + 1
         rest = text[block_start:]
@@ -303,6 +336,15 @@ class Framer:
         self._last_event_id = self._id_buffer = last_event_id
         self._skip_lf = raw.endswith(b"\r")
         self._at_start = self._at_start and not raw
+
+    def skip_blocks(self, blocks: Sequence[Block]) -> None:
+        """`skip_block` for whole blocks another framer of the same stream already cut,
+        keeping the stream's `retry` as their fields set it."""
+        for block in blocks:
+            if block.retry is not None:
+                self.retry = block.retry
+        last = blocks[-1]
+        self.skip_block(last.raw, last.last_event_id)
 
     def close(self) -> bytes:
         """End of stream: return the raw bytes of the incomplete trailing block (maybe b"").

@@ -92,7 +92,8 @@ def _holds_for_good(slot: FaultSlot) -> bool:
 
 
 class Recorder:
-    """Wraps a fault's `on_piece` to keep what it was offered (for the events invariant)."""
+    """Wraps a fault's `on_piece` and `on_blocks` to keep what it was offered (for the
+    events invariant)."""
 
     def __init__(self, fault: Fault) -> None:
         self.pieces: list[Piece] = []
@@ -103,6 +104,14 @@ class Recorder:
             return self.inner(piece, now)
 
         fault.on_piece = on_piece  # type: ignore[method-assign]
+        inner_blocks = fault.on_blocks
+
+        def on_blocks(piece: Piece, now: float) -> Any:
+            assert piece.blocks is not None
+            self.pieces += [Piece(b.raw, True, b.event) for b in piece.blocks]
+            return inner_blocks(piece, now)
+
+        fault.on_blocks = on_blocks  # type: ignore[method-assign]
 
 
 class EngineMachine(RuleBasedStateMachine):

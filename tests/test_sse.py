@@ -190,6 +190,20 @@ def sse_bodies(draw: st.DrawFn) -> bytes:
 
 
 bodies = st.one_of(sse_bodies(), st.binary(max_size=64))
+
+
+@st.composite
+def long_line_bodies(draw: st.DrawFn) -> bytes:
+    """LF-only bodies with lines and blocks longer than the framer's near window (1 KiB),
+    so the memchr paths that find blank lines and split long blocks are taken."""
+    lines = []
+    for line in draw(st.lists(st.one_of(_line(), st.sampled_from(["a", ":", ""])), max_size=10)):
+        if line and draw(st.booleans()):
+            line += draw(st.sampled_from(["x", "é", "\n"])) * draw(st.integers(500, 2500))
+        lines.append(line)
+    return "\n".join(lines).encode("utf-8") + draw(st.sampled_from([b"", b"\n", b"\n\n"]))
+
+
 _settings = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -213,6 +227,14 @@ def test_matches_reference_fed_byte_by_byte(body: bytes) -> None:
 def test_matches_reference_for_any_split(data: st.DataObject) -> None:
     body = data.draw(bodies)
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    check(body, chunked(body, cuts))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_matches_reference_with_long_lines(data: st.DataObject) -> None:
+    body = data.draw(long_line_bodies())
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=6))
     check(body, chunked(body, cuts))
 
 

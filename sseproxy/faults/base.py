@@ -9,12 +9,12 @@ actions. It never awaits and never sees a socket, so its tests are loops over
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sseproxy.params import Param
-from sseproxy.sse import Event
+from sseproxy.sse import Block, Event
 
 __all__ = [
     "Action",
@@ -64,6 +64,11 @@ class Piece:
     last_id: str | None = None
     """For a block as the framer cut it: the stream's last event ID after it, so the
     journal can count it without parsing it again (None: unknown)."""
+    blocks: Sequence[Block] | None = None
+    """Several whole blocks passed on at once (`Fault.on_blocks`): `data` is their raw
+    bytes joined, and `last_id` the last event ID after the last one. Such a piece is not
+    `framed` (it is no single block); a framing stage or the journal further on takes the
+    blocks as they are instead of parsing the bytes again."""
 
 
 # Built per event on the hot path, where a frozen dataclass costs 4x to build: not
@@ -192,6 +197,14 @@ class Fault:
 
     def on_piece(self, piece: Piece, now: float) -> list[Action]:
         return [Deliver(piece, now)]
+
+    def on_blocks(self, piece: Piece, now: float) -> list[Action] | None:
+        """Several whole blocks arrived at once (`piece.blocks`, all at `now`): answer
+        exactly what `on_piece` would have answered for them one by one, with the pieces
+        it would have delivered at `now` delivered as this one piece; or None to be given
+        them one by one. For faults that only look at blocks (an idle timer that counts
+        events): per event it saves a piece, a delivery and a trip through the chain."""
+        return None
 
     def on_timer(self, now: float) -> list[Action]:
         return []

@@ -93,6 +93,18 @@ class IdleTimeout(Fault):
             return []
         if self.counts == "events" and piece.event is None:
             return [Deliver(piece, now)]
+        return self._moved(piece, now)
+
+    def on_blocks(self, piece: Piece, now: float) -> list[Action] | None:
+        # Blocks that arrive together would all move the deadline to the same instant.
+        assert piece.blocks is not None
+        if self.dropped:
+            return []
+        if self.counts == "events" and all(block.event is None for block in piece.blocks):
+            return [Deliver(piece, now)]
+        return self._moved(piece, now)
+
+    def _moved(self, piece: Piece, now: float) -> list[Action]:
         deadline = now + self.timeout
         if abs(deadline - self.deadline) < self.lazy:  # nginx does not move it either
             return [Deliver(piece, now)]
