@@ -91,7 +91,7 @@ def main() -> int:
             figures = [
                 measure(functools.partial(framer_only, chunks), total, repeats),
                 measure(functools.partial(chain_run, chunks, None), total, repeats),
-                measure(lambda c=chunks: chain_run(c, Tally()), total, repeats),  # type: ignore[misc]
+                measure(lambda c=chunks: chain_run(c, Tally()), total, repeats),
             ]
             print(f"{title:<28} {figures[0]:>9.2f} {figures[1]:>9.2f} {figures[2]:>12.2f}")
 
