@@ -24,6 +24,7 @@ import trio
 
 from sseproxy.connection import Garbled, Truncated
 from sseproxy.link import CHUNK
+from sseproxy.transport import receive
 
 __all__ = ["ChunkError", "ChunkedBody", "Dechunker", "is_chunked"]
 
@@ -210,10 +211,8 @@ class ChunkedBody:
         while not dechunker.done:
             if dechunker.failure is not None:
                 raise Garbled(str(dechunker.failure))
-            if self.queued:
-                data = self.queued.pop(0)
-            else:
-                data = bytes(await self.stream.receive_some(CHUNK))
+            queued = self.queued
+            data = queued.pop(0) if queued else bytes(await receive(self.stream, CHUNK))
             try:
                 if not data:
                     dechunker.eof()  # raises: the body is not done

@@ -34,7 +34,7 @@ from sseproxy.link import CHUNK, FaultSlot, HeadError, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Framer
-from sseproxy.transport import StopKind, UpstreamError, abort
+from sseproxy.transport import StopKind, UpstreamError, abort, receive
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -327,7 +327,7 @@ class HttpConnection(Connection):
         buffered = 0
         while buffered < _WATCH_LIMIT:
             try:
-                data = await self.stream.receive_some(CHUNK)
+                data = await receive(self.stream, CHUNK)
             except trio.ClosedResourceError:
                 return  # we closed it ourselves: the link knows why
             except trio.BrokenResourceError as error:

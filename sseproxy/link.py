@@ -25,7 +25,7 @@ import trio
 from sseproxy.engine import DEFAULT_CAPACITY, Chain, FaultSlot, FiredHook, Stop
 from sseproxy.faults.base import Piece, ResponseHead
 from sseproxy.sse import MAX_EVENT_SIZE
-from sseproxy.transport import Sink, StopKind
+from sseproxy.transport import Sink, StopKind, receive
 
 __all__ = ["FaultSlot", "HeadError", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
 
@@ -77,7 +77,7 @@ async def pump(
         if head is not None:
             await _send(sink, Piece(b"", head=await head()))
         while True:
-            data = bytes(await source.receive_some(CHUNK))
+            data = bytes(await receive(source, CHUNK))
             if not data:
                 break
             piece = Piece(data)
