@@ -34,7 +34,7 @@ from sseproxy.link import CHUNK, FaultSlot, HeadError, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Framer
-from sseproxy.transport import StopKind, UpstreamError, abort, receive
+from sseproxy.transport import StopKind, UpstreamError, abort, receive, send_all
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -137,7 +137,7 @@ class BodySink:
     async def send(self, piece: Piece) -> None:
         framed = self.conn.send(h11.Data(data=piece.data)) if piece.data else None
         if framed:
-            await self.stream.send_all(framed)
+            await send_all(self.stream, framed)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         if kind == "end":
