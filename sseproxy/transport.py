@@ -57,7 +57,7 @@ async def receive(stream: trio.abc.ReceiveStream, max_bytes: int) -> bytes | byt
     hold about 1.5 KiB of frames and context managers, which every idle stream pays.
     Not under TLS, where the socket can be quiet while decrypted data waits.
     """
-    if type(stream) is trio.SocketStream:
+    if type(stream) is trio.SocketStream and stream.socket.fileno() >= 0:
         sock = stream.socket
         await trio.lowlevel.wait_readable(sock)
         try:
@@ -75,7 +75,7 @@ async def send_all(stream: trio.abc.SendStream, data: bytes | memoryview) -> Non
     checkpoint. Only one task may write to a stream, as with trio's own `send_all`."""
     if type(stream) is trio.SocketStream and data:
         sock = stream.socket
-        if not sock.did_shutdown_SHUT_WR:
+        if not sock.did_shutdown_SHUT_WR and sock.fileno() >= 0:
             try:
                 sent = os.write(sock.fileno(), data)
             except BlockingIOError:
