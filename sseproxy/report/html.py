@@ -96,7 +96,8 @@ def render_html(report: Report) -> str:
         )
     parts.append(
         '<h2>Timeline</h2><p class="hint">One row per client (address and user agent) or '
-        "session; one bar per stream or stream attempt (outlined dark red: it failed), "
+        "session (with a lane per stream open beside another); one bar per stream or "
+        "stream attempt (outlined dark red: it failed), "
         "coloured by why it closed; grey ticks: other requests. &#9660; a fault fired; dashed: "
         "the gap before a reconnect (red: events lost, orange: replayed). Hover for details."
         "</p>"

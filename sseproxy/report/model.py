@@ -257,6 +257,8 @@ class Heartbeat:
 class Row:
     key: str
     label: str
+    lane: int = 0
+    """0 for a client's first row; 1, 2, ... for the lanes of streams open beside others."""
 
 
 @dataclass
