@@ -278,6 +278,8 @@ def render_html(report: Report) -> str:
         f"{plural(t.runs, 'run')}, {human_duration(t.span)}; scenario "
         f"{', '.join(t.scenarios) or 'none'}, seed {', '.join(map(str, t.seeds)) or '-'}"
     )
+    if t.time_scales:
+        subtitle += f"; time scale {', '.join(f'{f:g}' for f in t.time_scales)}"
     return PAGE.format(
         title=_e(title),
         subtitle=_e(subtitle),

@@ -64,6 +64,8 @@ class Totals:
     statuses: list[Count]
     listeners: list[Count]
     upstream_connect: Summary | None
+    time_scales: list[float] = field(default_factory=list)
+    """`Journals.time_scales`: the runs' time scales, when not real time."""
 
 
 @dataclass
