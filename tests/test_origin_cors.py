@@ -4,11 +4,15 @@ stays same-origin."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import pytest
 import trio
 
 from sseproxy import origin
+from tests.report.test_html import needs_chromium, run_chromium
 from tests.test_control import control_stack
 
 FAST = origin.OriginSettings(interval=0.05, heartbeat=0)
@@ -78,3 +82,30 @@ async def test_through_the_proxy_and_never_on_the_control_api() -> None:
         assert not [name for name in control.headers if name.startswith("access-control-")]
         status = await stack.api.get("/status", headers={"Origin": "null"})
         assert "access-control-allow-origin" not in status.headers
+
+
+PAGE = """<!DOCTYPE html><html><body><pre id="log"></pre><script>
+const log = document.getElementById('log');
+const es = new EventSource('http://127.0.0.1:' + location.hash.slice(1) +
+                           '/events?count=2&interval=0.1&retry=100');
+let opens = 0;
+es.onopen = () => { opens++; log.textContent += 'open' + opens + ' '; };
+es.onmessage = e => { log.textContent += 'id' + e.lastEventId + ' '; };
+es.onerror = () => { log.textContent += 'error '; if (opens >= 2) es.close(); };
+</script></body></html>"""
+
+
+@needs_chromium
+async def test_an_eventsource_on_a_file_page_reads_the_stream_and_resumes(tmp_path: Path) -> None:
+    """Chromium, a page from file:// (Origin: null): the stream opens, ends after 2 events,
+    and the reconnect sends Last-Event-ID: 2 cross-origin (the server then resumes at 3,
+    past count: an empty stream, not ids 1 and 2 again)."""
+    page = tmp_path / "page.html"
+    page.write_text(PAGE)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(origin.serve, "127.0.0.1", 0, FAST)
+        args = ["--virtual-time-budget=3000", "--dump-dom", f"{page.as_uri()}#{port}"]
+        dom = await trio.to_thread.run_sync(run_chromium, args, tmp_path)
+        nursery.cancel_scope.cancel()
+    (log,) = re.findall(r'<pre id="log">([^<]*)</pre>', dom)
+    assert log.split() == ["open1", "id1", "id2", "error", "open2", "error"]
