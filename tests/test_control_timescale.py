@@ -70,6 +70,7 @@ def test_ctl_time_scale_shows_and_sets() -> None:
         assert live.ctl("time-scale").output.strip() == "time scale 1"
         assert live.ctl("time-scale", "0.1").output.strip() == "time scale 0.1"
         assert live.ctl("time-scale", "--json").output.strip() == '{\n  "factor": 0.1\n}'
+        assert "time scale 0.1 (every duration of the scenario)" in live.ctl("status").output
         refused = live.ctl("time-scale", "0")
         assert refused.exit_code == 1 and "above 0" in refused.output
         assert live.ctl("time-scale", "fast").exit_code == 2
