@@ -13,6 +13,7 @@ are fault firings; gaps join a connection to the reconnect that followed it.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 
 from sseproxy.report.causes import side_of
@@ -144,20 +145,27 @@ def timeline(
 def _lanes(
     conns: list[Connection], kind: Mapping[str, str], found: Lineage, end: float
 ) -> dict[str, int]:
-    """Each connection's lane within its row: the first lane whose last stream closed by
-    the time it opened (`conns` sorted by opening time); plain requests go in lane 0."""
-    ends: dict[str, list[float]] = {}
+    """Each connection's lane within its row: the lowest lane whose stream closed by the
+    time it opened (`conns` sorted by opening time); plain requests go in lane 0.
+    Heaps keep it O(n log n): one client may hold thousands of streams at once."""
+    busy: dict[str, list[tuple[float, int]]] = {}  # row key -> (closes at, lane)
+    free: dict[str, list[int]] = {}
+    count: dict[str, int] = {}
     lane_of: dict[str, int] = {}
     for conn in conns:
-        taken = ends.setdefault(_row_key(conn, found), [])
+        key = _row_key(conn, found)
         if kind.get(conn.key) in _PLAIN:
             lane_of[conn.key] = 0
             continue
-        closes = conn.closed_at if conn.closed_at is not None else end
-        lane = next((i for i, until in enumerate(taken) if until <= conn.opened), len(taken))
-        if lane == len(taken):
-            taken.append(closes)
+        taken, idle = busy.setdefault(key, []), free.setdefault(key, [])
+        while taken and taken[0][0] <= conn.opened:
+            heapq.heappush(idle, heapq.heappop(taken)[1])
+        if idle:
+            lane = heapq.heappop(idle)
         else:
-            taken[lane] = closes
+            lane = count.get(key, 0)
+            count[key] = lane + 1
+        closes = conn.closed_at if conn.closed_at is not None else end
+        heapq.heappush(taken, (closes, lane))
         lane_of[conn.key] = lane
     return lane_of

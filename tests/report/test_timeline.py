@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sseproxy.report import analyse, journal_from_records, render_html
 from sseproxy.report.model import Timeline
+from sseproxy.report.timeline import MAX_ROWS
 from tests.report.fixtures import Record, stream
 from tests.report.test_html import dump_dom, needs_chromium
 
@@ -54,6 +55,13 @@ def test_a_lane_is_reused_once_its_stream_closed_and_clients_keep_their_rows_tog
     assert row["c3"] == 2  # the other client comes after both lanes of the first
     assert [r.lane for r in timeline.rows] == [0, 1, 0]
     assert timeline.rows[0].label == "10.0.0.1 curl"
+
+
+def test_more_lanes_than_rows_are_drawn_in_the_last_one() -> None:
+    records = [r for n in range(MAX_ROWS + 20) for r in stream(f"c{n + 1}", n * 0.01, 100)]
+    timeline = timeline_of(records)
+    assert len(timeline.rows) == MAX_ROWS
+    assert max(bar.row for bar in timeline.bars) == MAX_ROWS - 1
 
 
 def test_sequential_reconnects_stay_in_one_row() -> None:
