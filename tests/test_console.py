@@ -64,7 +64,14 @@ class Terminal:
         self.master, self.slave = pty.openpty()
         self.text = ""
         self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def rest(self) -> str:
+        """Everything the child wrote, once it has exited (the terminal reads EIO)."""
+        self._reader.join(timeout=STARTUP)
+        assert not self._reader.is_alive()
+        return self.text
 
     def _read(self) -> None:
         while True:
@@ -141,4 +148,23 @@ def test_quiet_turns_it_off(tmp_path: Path) -> None:
         stop(proxy)
     closed = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in closed if r["kind"] == "closed"] == ["idle-timeout"]
-    assert "closed by" not in terminal.text
+    assert "closed by" not in terminal.rest()
+
+
+def test_off_for_a_pipe_unless_asked_for(tmp_path: Path) -> None:
+    """Tests and scripts read a clean stderr; `--close-lines` prints to a pipe too."""
+    for options, expected in (((), 0), (("--close-lines",), 1)):
+        command = [sys.executable, "-m", "sseproxy", "run", "--listen", "127.0.0.1:0"]
+        command += ["--scenario", "idle-3s", "--time-scale", "0.1", *options]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        ) as proxy:
+            try:
+                assert curl_through(proxy) == 'id: 1\ndata: {"n": 1}\n\n'
+            finally:
+                stop(proxy)
+            assert proxy.stderr is not None
+            lines = proxy.stderr.read().splitlines()
+        assert len([line for line in lines if "closed by proxy, idle-timeout" in line]) == expected
+        assert len(lines) == expected, lines
