@@ -152,6 +152,19 @@ def main() -> None:
     help="Require this token (Authorization: Bearer TOKEN) on every control request; "
     "also read from $SSEPROXY_CONTROL_TOKEN.",
 )
+@click.option(
+    "--time-scale",
+    metavar="F",
+    help="Multiply every duration in the scenario by F (timeouts, windows, latencies, "
+    "lifetimes; rates divide): 0.1 turns a 60s idle timeout into 6s. Default: 1.",
+)
+@click.option(
+    "--close-lines/--quiet",
+    "close_lines",
+    default=None,
+    help="Print a line on stderr per closed connection: who closed it, why, how long it "
+    "lived, bytes and events (default: on when stderr is a terminal).",
+)
 def run(
     listen_at: str,
     upstream: str | None,
@@ -166,6 +179,8 @@ def run(
     client_header_timeout: str,
     control_at: str | None,
     control_token: str | None,
+    time_scale: str | None,
+    close_lines: bool | None,
 ) -> None:
     """Run the proxy.
 
@@ -175,6 +190,7 @@ def run(
       sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
       sseproxy run --scenario idle.toml --journal run.jsonl
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
+      sseproxy run --scenario nginx-default --time-scale 0.1   (60s timeouts take 6s)
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
@@ -184,9 +200,11 @@ def run(
     from sseproxy.proxy import ProxySettings, Upstream
     from sseproxy.scenario import Scenario, load_scenario
     from sseproxy.server import default_max_connections, parse_hostport
+    from sseproxy.timescale import check_factor
     from sseproxy.units import parse_duration
 
     with _friendly_errors():
+        factor = check_factor(time_scale) if time_scale is not None else 1.0
         host, port = parse_hostport(listen_at)
         control = parse_hostport(control_at) if control_at else None
         if control is not None:
@@ -207,11 +225,17 @@ def run(
             journal_events=journal_events,
             live=control is not None,
             max_connections=max_connections or default_max_connections(2 + (upstream is None)),
+            time_scale=factor,
         )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
             trio.run(
-                partial(_run, control=control, control_token=control_token),
+                partial(
+                    _run,
+                    control=control,
+                    control_token=control_token,
+                    close_lines=sys.stderr.isatty() if close_lines is None else close_lines,
+                ),
                 stream,
                 host,
                 port,
@@ -274,10 +298,12 @@ async def _proxy(
     *,
     control: tuple[str, int] | None = None,
     control_token: str | None = None,
+    close_lines: bool = False,
 ) -> None:
     import trio
 
     from sseproxy import origin
+    from sseproxy.console import CloseLines
     from sseproxy.control import DEFAULT_PORT, control_url, serve_control
     from sseproxy.proxy import Proxy, Upstream
     from sseproxy.server import listen, serve_proxy
@@ -290,6 +316,8 @@ async def _proxy(
             except ConfigError as error:
                 raise ConfigError(f"--control: {error}") from None
         listener = await listen(host, port)  # before the nursery: a clean one-line error
+        if close_lines:
+            CloseLines(sys.stderr).attach(journal)
         async with trio.open_nursery() as nursery:
             if builtin:
                 demo = origin.OriginSettings()
@@ -307,6 +335,7 @@ async def _proxy(
                 mode=mode,
                 max_connections=settings.max_connections,
                 scenario_file=file,  # so that `report` finds it (next to the journal, or here)
+                time_scale=proxy.time_scale,
             )
             if control is not None and control_listener is not None:
                 serve = partial(serve_control, proxy, control_listener, token=control_token)
@@ -317,6 +346,8 @@ async def _proxy(
             print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what} {upstream}", file=out)
             faults = ", ".join(spec.name for spec in scenario.faults) or "none"
             print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
+            if proxy.time_scale != 1:
+                print(_time_scale_line(proxy.time_scale), file=out)
             if mode == "http" and builtin:
                 print(f"try: curl -N http://{shown}:{bound}/events", file=out)
             elif mode == "http":
@@ -335,6 +366,15 @@ async def _proxy(
                 break
             nursery.cancel_scope.cancel()
     print("stopped", file=out, flush=True)
+
+
+def _time_scale_line(factor: float) -> str:
+    from sseproxy.units import format_duration
+
+    return (
+        f"time scale {factor:g}: every duration in the scenario is multiplied by {factor:g} "
+        f"(a 60s timeout fires after {format_duration(60 * factor)})"
+    )
 
 
 class _OriginCommand(click.Command):

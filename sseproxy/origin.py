@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import h11
 import trio
 
+from sseproxy.cors import ALLOW_ANY_ORIGIN, preflight_headers
 from sseproxy.errors import UnitError
 from sseproxy.units import format_size, parse_duration, parse_size
 
@@ -42,6 +43,7 @@ _PAD_FIELD: Final = len(', "pad": ""')
 _EVENT_HEADERS: Final = [
     ("Content-Type", "text/event-stream"),
     ("Cache-Control", "no-cache"),
+    ALLOW_ANY_ORIGIN,  # CORS: pages from anywhere may read the streams (sseproxy/cors.py)
     ("X-Accel-Buffering", "no"),
 ]
 
@@ -56,6 +58,7 @@ class OriginSettings:
     size: int = 0
     count: int | None = None
     retry: int | None = None
+    accel: Literal["no", "omit"] = "no"
 
     def __post_init__(self) -> None:
         for name in ("interval", "heartbeat", "size", "count", "retry"):
@@ -64,6 +67,8 @@ class OriginSettings:
                 raise ValueError(f"{name} must be finite and >= 0, not {value!r}")
         if self.hb not in ("comment", "event"):
             raise ValueError(f"hb must be 'comment' or 'event', not {self.hb!r}")
+        if self.accel not in ("no", "omit"):
+            raise ValueError(f"accel must be 'no' or 'omit', not {self.accel!r}")
 
 
 # -- one description per setting, shared by the query string, the CLI and the index page
@@ -105,6 +110,12 @@ def _hb(text: str) -> str:
     return text
 
 
+def _accel(text: str) -> str:
+    if text not in ("no", "omit"):
+        raise ValueError(text)
+    return text
+
+
 _DURATION = "seconds (e.g. 0.5) or a duration with a unit (e.g. 250ms, 2s)"
 SETTING_DOCS: Final[Mapping[str, SettingDoc]] = {
     "interval": SettingDoc(
@@ -132,6 +143,13 @@ SETTING_DOCS: Final[Mapping[str, SettingDoc]] = {
         _whole,
     ),
     "retry": SettingDoc("send 'retry: N' at stream start", "ms", "a whole number >= 0", _whole),
+    "accel": SettingDoc(
+        "'no' sends X-Accel-Buffering: no (nginx and buffer faults let the stream through); "
+        "'omit' leaves it out, so they buffer",
+        "",
+        "'no' or 'omit'",
+        _accel,
+    ),
 }
 assert list(SETTING_DOCS) == [f.name for f in fields(OriginSettings)]
 
@@ -208,6 +226,8 @@ class _Exchange:
         close: bool = False,
     ) -> None:
         headers = list(headers or [])
+        if ALLOW_ANY_ORIGIN not in headers:  # CORS: every answer may be read by any page
+            headers.insert(0, ALLOW_ANY_ORIGIN)
         if status in (204, 304):
             body = b""
         else:
@@ -268,6 +288,8 @@ async def _dispatch(
     allowed = ("GET", "HEAD") if path.startswith("/status/") else _ALLOWED.get(path)
     if allowed is None:
         await ex.reply(404, f"not found: {path}\n".encode())
+    elif ex.method == "OPTIONS":  # a CORS preflight, or a plain question
+        await ex.reply(204, headers=preflight_headers(dict(request.headers), allowed))
     elif ex.method not in allowed:
         await ex.reply(
             405, f"{ex.method} not allowed\n".encode(), headers=[("Allow", ", ".join(allowed))]
@@ -323,8 +345,10 @@ async def _events(
     except UnitError as exc:
         await ex.reply(400, f"{exc}\n".encode())
         return
-    await ex.send(h11.Response(status_code=200, headers=_EVENT_HEADERS, reason=b"OK"))
-    await _stream(ex, replace(settings, **overrides), _last_event_id(request) + 1)
+    chosen = replace(settings, **overrides)
+    headers = [h for h in _EVENT_HEADERS if chosen.accel == "no" or h[0] != "X-Accel-Buffering"]
+    await ex.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
+    await _stream(ex, chosen, _last_event_id(request) + 1)
     await ex.send(h11.EndOfMessage())
 
 

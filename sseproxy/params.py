@@ -77,6 +77,9 @@ class Param:
     optional: bool = False
     """True when the parameter may be absent with no default (its value is then None)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    """Anything else a reader of declarations needs. `"time"`: how a value that is not a
+    `duration` depends on time, for `run --time-scale` (`sseproxy.timescale`):
+    `"per-second"` (a rate, divided by the factor) or `"ms"` (milliseconds, multiplied)."""
 
     @property
     def required(self) -> bool:

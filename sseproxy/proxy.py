@@ -22,6 +22,7 @@ from sseproxy.connection import Connection
 from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
 from sseproxy.scenario import Scenario
+from sseproxy.timescale import scaled
 from sseproxy.transport import UpstreamError, connect, upstream_error
 
 __all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
@@ -85,6 +86,9 @@ class ProxySettings:
     max_connections: int | None = None
     """Client connections served at once; past it new ones are turned away at accept
     (HTTP: 503), journaled as `proxy-overloaded`. None: no cap."""
+    time_scale: float = 1.0
+    """Every duration of the scenario is multiplied by this (0.1: ten times faster;
+    `sseproxy.timescale`); `Proxy.set_time_scale` changes it for new connections."""
 
 
 class Proxy:
@@ -105,7 +109,10 @@ class Proxy:
         self.seed = seed
         self.journal = journal or Journal(scenario=scenario.name, seed=seed)
         self.journal.scenario, self.journal.seed = scenario.name, seed
-        self.plan = AcceptPlan(scenario, seed, trio.current_time())
+        self.time_scale = settings.time_scale
+        self.written = scenario
+        """The scenario as written; the plan runs it scaled by `time_scale`."""
+        self.plan = AcceptPlan(scaled(scenario, self.time_scale), seed, trio.current_time())
         self.connector = connector
         self.connections = 0
         self.exchanges = 0
@@ -120,12 +127,25 @@ class Proxy:
 
     @property
     def scenario(self) -> Scenario:
-        return self.plan.scenario
+        """The scenario in force, as written (its times unscaled)."""
+        return self.written
+
+    def set_time_scale(self, factor: float) -> None:
+        """Run the scenario at time scale `factor` from now on: connections opened from
+        now get it re-scaled from the scenario as written; open ones keep their faults."""
+        self.time_scale = factor
+        plan = AcceptPlan(scaled(self.written, factor), self.seed, self.plan.started)
+        plan.counts, plan.picked = self.plan.counts, self.plan.picked  # the same faults
+        self.plan = plan
+        self.plan_changed.set()
+        self.plan_changed = trio.Event()
 
     def set_scenario(self, scenario: Scenario) -> None:
         """Put a new scenario in force: new connections get its faults, and on open
         connections the faults that are gone or changed are retired and new or changed
         ones added (needs `ProxySettings.live`, else only new connections see it)."""
+        self.written = scenario
+        scenario = scaled(scenario, self.time_scale)
         old = {spec.name: spec for spec in self.plan.scenario.faults}
         new = {spec.name: spec for spec in scenario.faults}
         plan = AcceptPlan(scenario, self.seed, self.plan.started)

@@ -101,6 +101,7 @@ async def test_the_client_sees_exactly_the_rewritten_headers(autojump_clock: obj
         assert got.status == 200
         assert list(got.headers.items()) == [
             (b"cache-control", b"no-cache"),
+            (b"access-control-allow-origin", b"*"),
             (b"content-type", b"text/plain"),
             (b"x-chaos", b"on"),
             (b"transfer-encoding", b"chunked"),

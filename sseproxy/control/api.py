@@ -36,11 +36,12 @@ from sseproxy.control.wire import (
     _send_reply,
     _send_streamed,
 )
-from sseproxy.errors import ScenarioError
+from sseproxy.errors import ConfigError, ScenarioError
 from sseproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sseproxy.metrics import Metrics
 from sseproxy.proxy import Proxy
 from sseproxy.scenario import FaultSpec, Scenario, _Reader, parse_scenario
+from sseproxy.timescale import check_factor
 
 __all__ = ["ENDPOINTS", "HEARTBEAT", "Control", "fault_json", "merge_patch"]
 
@@ -87,6 +88,8 @@ ENDPOINTS: Final = (
     "DELETE /connections/{id}",
     "GET /metrics",
     "GET /journal",
+    "GET /time-scale",
+    "PUT /time-scale",
 )
 
 
@@ -116,6 +119,8 @@ class Control:
             ("DELETE", ("connections", "*"), self.kill_one),
             ("GET", ("metrics",), self.get_metrics),
             ("GET", ("journal",), self.journal),
+            ("GET", ("time-scale",), self.get_time_scale),
+            ("PUT", ("time-scale",), self.put_time_scale),
         ]
 
     def close(self) -> None:
@@ -234,6 +239,7 @@ class Control:
                 "connections": {"open": len(proxy.live), "total": proxy.connections},
                 "uptime": round(trio.current_time() - proxy.journal.origin, 3),
                 "live": proxy.settings.live,
+                "time_scale": proxy.time_scale,
                 "journal_records": self.feed.seq,
             }
         )
@@ -314,6 +320,26 @@ class Control:
         if names:
             self._apply(replace(scenario, faults=()), "remove")
         return Reply.json({"removed": names})
+
+    # -- time scale
+
+    async def get_time_scale(self, request: Request) -> Reply:
+        return Reply.json({"factor": self.proxy.time_scale})
+
+    async def put_time_scale(self, request: Request) -> Reply:
+        """New connections run the scenario (as written) scaled by `factor`; open ones
+        keep theirs. Journaled as a `time-scale` record."""
+        body = _json_object(request, '{"factor": 0.1}')
+        factor = body.get("factor")
+        unknown = sorted(set(body) - {"factor"})
+        if unknown or isinstance(factor, bool) or not isinstance(factor, int | float):
+            raise ApiError(400, 'expected {"factor": F}, F a number above 0, e.g. 0.1')
+        try:
+            self.proxy.set_time_scale(check_factor(factor))
+        except ConfigError as error:
+            raise ApiError(400, str(error)) from None
+        self.proxy.journal.write("time-scale", "-", factor=self.proxy.time_scale, by="control")
+        return Reply.json({"factor": self.proxy.time_scale})
 
     # -- connections
 

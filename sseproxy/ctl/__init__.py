@@ -32,9 +32,10 @@ class _Subcommands(MutableMapping[str, click.Command]):
             from sseproxy.ctl.connections import connections, kill
             from sseproxy.ctl.faults import faults
             from sseproxy.ctl.scenario import scenario
+            from sseproxy.ctl.timescale import time_scale
             from sseproxy.ctl.watch import journal, metrics, status
 
-            commands = (status, faults, connections, kill, scenario, metrics, journal)
+            commands = (status, faults, connections, kill, scenario, metrics, journal, time_scale)
             self._commands = {command.name or "": command for command in commands}
         return self._commands
 

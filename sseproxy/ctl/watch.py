@@ -37,6 +37,8 @@ def status(client: ControlClient, as_json: bool) -> None:
     )
     click.echo(f"scenario   {info.get('scenario')} (seed {info.get('seed')})")
     click.echo(f"faults     {', '.join(info.get('faults', [])) or 'none'}")
+    if info.get("time_scale", 1) != 1:
+        click.echo(f"time scale {info['time_scale']:g} (every duration of the scenario)")
     click.echo(
         f"open       {_plural(connections.get('open', 0), 'connection')} "
         f"({connections.get('total')} since start)"

@@ -30,7 +30,15 @@ MAX_SLICE = 64 * 1024
 class Bandwidth(Fault):
     name = "bandwidth"
     summary = "Pace the stream at `rate` bytes per second, with backpressure (a thin pipe)."
-    params = (Param("rate", "size", "bytes per second, e.g. '10KiB'", minimum=1),)
+    params = (
+        Param(
+            "rate",
+            "size",
+            "bytes per second, e.g. '10KiB'",
+            minimum=1,
+            extra={"time": "per-second"},
+        ),
+    )
 
     def __init__(self, settings: Mapping[str, Any], rng: random.Random) -> None:
         super().__init__(settings, rng)

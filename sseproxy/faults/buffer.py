@@ -37,6 +37,7 @@ from sseproxy.units import format_size
 HOLD_LIMIT = 64 * 1024 * 1024
 """Most a buffer holding until the end (or one event behind) keeps; past it, it gives up
 and lets the stream through, as scanning gateways do past their maximum scan size."""
+ASIDE = "upstream sent X-Accel-Buffering: no: passing the stream unbuffered (respect_accel)"
 
 
 @register
@@ -117,6 +118,8 @@ class Buffer(Fault):
             self.bypass = self.respect_accel and accel == b"no"
             if self.hold_head and not self.bypass:
                 return self._hold(piece, head_size(piece.head), now)
+            if self.bypass:  # the journal says why a buffer did nothing
+                return [Note(ASIDE), Deliver(piece, now)]
             return [Deliver(piece, now)]
         if self.bypass:
             return [Deliver(piece, now)]

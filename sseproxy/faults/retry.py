@@ -31,7 +31,14 @@ class Retry(Fault):
     resizes_body = True
     summary = "Replace every `retry:` value with `set` ms (or add one), or `strip` retry lines."
     params = (
-        Param("set", "int", "Reconnection time in ms to write instead.", optional=True, minimum=0),
+        Param(
+            "set",
+            "int",
+            "Reconnection time in ms to write instead.",
+            optional=True,
+            minimum=0,
+            extra={"time": "ms"},
+        ),
         Param(
             "add", "bool", "With `set`: add it to the first block if that has none.", default=False
         ),

@@ -38,6 +38,7 @@ from sseproxy.report.records import Connection, Journals
 from sseproxy.report.stats import histogram, human_duration, summarize, ua_family
 from sseproxy.report.timeline import timeline
 from sseproxy.scenario import Scenario, load_scenario
+from sseproxy.timescale import scaled
 from sseproxy.words import plural
 
 __all__ = ["analyse", "kinds", "resolve_faults"]
@@ -72,8 +73,10 @@ def resolve_faults(
     names: Iterable[str],
     override: Scenario | None = None,
     files: Mapping[str, list[str]] | None = None,
+    time_scale: float = 1.0,
 ) -> tuple[dict[str, FaultInfo], list[str]]:
-    """The faults of the scenarios the journal names, or of `override`.
+    """The faults of the scenarios the journal names, or of `override`, with their times
+    as the run ran them (scaled by `time_scale`).
 
     A name is looked for in `files` first (its file next to the journal, or where the
     journal's `started` record says it was), then as a preset or a file here.
@@ -97,7 +100,7 @@ def resolve_faults(
                 )
     faults: dict[str, FaultInfo] = {}
     for scenario in scenarios:
-        for spec in scenario.faults:
+        for spec in scaled(scenario, time_scale).faults:
             info = FaultInfo(spec.name, spec.type, dict(spec.settings), spec.direction)
             faults.setdefault(spec.name, info)
     return faults, notes
@@ -165,6 +168,7 @@ def _totals(journals: Journals, conns: list[Connection], kind: Mapping[str, str]
         statuses=_count(statuses, sum(statuses.values())),
         listeners=_count(listeners, len(conns)),
         upstream_connect=summarize(connects) if connects else None,
+        time_scales=journals.time_scales if set(journals.time_scales) - {1.0} else [],
     )
 
 
@@ -376,7 +380,16 @@ def analyse(
         (part for c in wholes for part in streams_of(c)), key=lambda c: (c.opened, c.key)
     )
     kind = kinds(conns)
-    faults, notes = resolve_faults(journals.scenarios, scenario, journals.scenario_files)
+    factor = journals.time_scales[0] if journals.time_scales else 1.0
+    faults, notes = resolve_faults(
+        journals.scenarios, scenario, journals.scenario_files, time_scale=factor
+    )
+    if len(journals.time_scales) > 1:
+        shown = ", ".join(f"{f:g}" for f in journals.time_scales)
+        notes.append(
+            f"the time scale changed during the run ({shown}): timeouts are compared as "
+            f"they ran at {factor:g}, the first"
+        )
     notes = [*journals.notes, *notes]
     if journals.unreadable:
         notes.append(
@@ -417,7 +430,7 @@ def analyse(
         durations=_durations(population, label, journals.end),
         clients=_clients(conns, found),
         reconnects=reconnects(attempts, found, stream_keys, reconnect_window),
-        heartbeats=heartbeats(streams, faults, journals.end),
+        heartbeats=heartbeats(streams, faults, journals.end, time_scale=factor),
         timeline=timeline(conns, kind, found, journals.end, faults),
         notes=notes,
     )

@@ -34,7 +34,8 @@ _DETAIL = re.compile(r"\bno (byte|event) for (\S+)")
 
 @dataclass(frozen=True)
 class FaultInfo:
-    """A fault as the scenario declared it (type unknown when the scenario was not found)."""
+    """A fault as the scenario declared it, its times as the run ran them (scaled by the
+    run's time scale); type unknown when the scenario was not found."""
 
     name: str
     type: str | None
@@ -71,9 +72,11 @@ class _Timeout:
     type: str
     timeout: float | None
     counts: str
+    scale: float = 1.0
+    """The run's time scale: `timeout` / `scale` is the timeout at real time."""
 
 
-def _from_details(conns: list[Connection], known: set[str]) -> list[_Timeout]:
+def _from_details(conns: list[Connection], known: set[str], scale: float) -> list[_Timeout]:
     """Silence timeouts the scenario did not tell about, read from their firings' details."""
     found: dict[str, _Timeout] = {}
     for conn in conns:
@@ -86,13 +89,19 @@ def _from_details(conns: list[Connection], known: set[str]) -> list[_Timeout]:
             except UnitError:
                 timeout = None
             kind = fired.fault if get_fault(fired.fault) is not None else "silence timeout"
-            found[fired.fault] = _Timeout(fired.fault, kind, timeout, match.group(1) + "s")
+            found[fired.fault] = _Timeout(fired.fault, kind, timeout, match.group(1) + "s", scale)
     return list(found.values())
 
 
 def heartbeats(
-    streams: list[Connection], faults: Mapping[str, FaultInfo], end: float
+    streams: list[Connection],
+    faults: Mapping[str, FaultInfo],
+    end: float,
+    *,
+    time_scale: float = 1.0,
 ) -> list[Heartbeat]:
+    """Per path, each silence timeout against the silences seen. `faults` hold the times
+    the run ran with; at a `time_scale` other than 1, the real-time value is shown too."""
     by_path: dict[str, list[Connection]] = defaultdict(list)
     for conn in streams:
         by_path[conn.path or "?"].append(conn)
@@ -102,6 +111,7 @@ def heartbeats(
             info.type or "?",
             info.settings.get("timeout"),
             str(info.settings.get("counts", "bytes")),
+            time_scale,
         )
         for info in faults.values()
         if is_silence_timeout(info) and info.direction != "up"
@@ -112,7 +122,7 @@ def heartbeats(
         event_gap = _max([_event_gap(c) for c in conns])
         age = {c.key: c.duration if c.duration is not None else end - c.opened for c in conns}
         checks = []
-        for spec in declared + _from_details(conns, set(faults)):
+        for spec in declared + _from_details(conns, set(faults), time_scale):
             had = [c for c in conns if _had(c, spec.name)]
             if not had:
                 continue
@@ -154,6 +164,8 @@ def _verdict(
     """
     what = "bytes" if spec.counts == "bytes" else "events"
     limit = f"{spec.type} {human_duration(spec.timeout)}"
+    if spec.scale != 1 and spec.timeout is not None:
+        limit += f" ({human_duration(spec.timeout / spec.scale)} at real time)"
     if spec.type != spec.name:
         limit += f" ({spec.name})"
     tally = f"{fired} of {plural(streams, 'stream')} cut"

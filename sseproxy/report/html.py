@@ -96,7 +96,8 @@ def render_html(report: Report) -> str:
         )
     parts.append(
         '<h2>Timeline</h2><p class="hint">One row per client (address and user agent) or '
-        "session; one bar per stream or stream attempt (outlined dark red: it failed), "
+        "session (with a lane per stream open beside another); one bar per stream or "
+        "stream attempt (outlined dark red: it failed), "
         "coloured by why it closed; grey ticks: other requests. &#9660; a fault fired; dashed: "
         "the gap before a reconnect (red: events lost, orange: replayed). Hover for details."
         "</p>"
@@ -277,6 +278,8 @@ def render_html(report: Report) -> str:
         f"{plural(t.runs, 'run')}, {human_duration(t.span)}; scenario "
         f"{', '.join(t.scenarios) or 'none'}, seed {', '.join(map(str, t.seeds)) or '-'}"
     )
+    if t.time_scales:
+        subtitle += f"; time scale {', '.join(f'{f:g}' for f in t.time_scales)}"
     return PAGE.format(
         title=_e(title),
         subtitle=_e(subtitle),

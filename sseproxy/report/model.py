@@ -64,6 +64,8 @@ class Totals:
     statuses: list[Count]
     listeners: list[Count]
     upstream_connect: Summary | None
+    time_scales: list[float] = field(default_factory=list)
+    """`Journals.time_scales`: the runs' time scales, when not real time."""
 
 
 @dataclass
@@ -257,6 +259,8 @@ class Heartbeat:
 class Row:
     key: str
     label: str
+    lane: int = 0
+    """0 for a client's first row; 1, 2, ... for the lanes of streams open beside others."""
 
 
 @dataclass

@@ -86,8 +86,10 @@ SCRIPT = r"""
     const m = Math.floor(s / 60), r = Math.round(s % 60);
     return m + ' min' + (r ? ' ' + String(r).padStart(2, '0') + ' s' : '');
   }
+  let client = -1;  // a client's lanes share its background shade
   data.rows.forEach((row, i) => {
-    if (i % 2 === 0) el('rect', {class: 'rowbg', x: 0, y: y(i), width: width, height: rowH});
+    if (!row.lane) client++;
+    if (client % 2 === 0) el('rect', {class: 'rowbg', x: 0, y: y(i), width: width, height: rowH});
     el('text', {x: 6, y: y(i) + rowH * 0.68}, svg, row.label.length > 40 ?
        row.label.slice(0, 39) + '\u2026' : row.label);
   });

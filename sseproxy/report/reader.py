@@ -141,6 +141,7 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
     notes: list[str] = []
     scenarios: list[str] = []
     seeds: list[int] = []
+    time_scales: list[float] = []
     end = 0.0
     several = len(runs) > 1
     for run, offset in zip(runs, offsets, strict=True):
@@ -154,6 +155,10 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
             seed = _int(record.get("seed"))
             if seed is not None and seed not in seeds:
                 seeds.append(seed)
+            if record["kind"] in ("started", "time-scale"):
+                factor = _number(record.get("time_scale", record.get("factor", 1.0)))
+                if factor is not None and factor > 0 and factor not in time_scales:
+                    time_scales.append(factor)
             conn_id = _text(record.get("conn"))
             if record["kind"] == "started" or not conn_id or conn_id == "-":
                 continue
@@ -190,6 +195,7 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
         notes=notes,
         end=end,
         started=[run.started for run in runs if run.started is not None],
+        time_scales=time_scales,
         scenario_files=_scenario_files(runs),
     )
 

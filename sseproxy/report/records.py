@@ -178,6 +178,9 @@ class Journals:
     end: float
     """The last time any journal mentions (still-open connections are shown up to here)."""
     started: list[Record] = field(default_factory=list)
+    time_scales: list[float] = field(default_factory=list)
+    """The time scales the runs ran at (`run --time-scale`, `PUT /time-scale`), in the
+    order they appear; empty when no run says (real time)."""
     scenario_files: dict[str, list[str]] = field(default_factory=dict)
     """Scenario name -> where its file may be, best first: next to the journal (by the
     `started` record's `scenario_file`, or as NAME.toml), then the recorded path."""

@@ -88,7 +88,7 @@ def render_text(report: Report) -> str:
     runs = plural(t.runs, "run")
     out += [
         f"sseproxy report: {', '.join(t.journals)} ({runs}, {human_duration(t.span)}; "
-        f"scenario {scenarios}, seed {seeds})",
+        f"scenario {scenarios}, seed {seeds}{_time_scale(t.time_scales)})",
         "",
         *(
             ["SUMMARY", *[line for s in report.summary for line in _wrap(f"- {s}", hang=2)], ""]
@@ -267,6 +267,10 @@ def render_text(report: Report) -> str:
         for note in report.notes:
             out += _wrap(f"- {note}", hang=2)
     return "\n".join(out) + "\n"
+
+
+def _time_scale(factors: list[float]) -> str:
+    return f", time scale {', '.join(f'{f:g}' for f in factors)}" if factors else ""
 
 
 def _result(server: str, lost: int, replayed: int, client: str) -> str:

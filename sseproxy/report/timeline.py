@@ -1,5 +1,10 @@
 """The timeline's data: one row per client (or session), one bar per connection.
 
+A client that has several streams open at once (six curls from one address, two tabs)
+gets a lane per stream running beside another: its streams go in the first lane free
+when they open, so bars never overlap; the lanes of one client are adjacent rows.
+Plain requests (an MCP POST beside its stream) are ticks in the client's first lane.
+
 Bars are coloured by close cause; the colour families say who closed (blues: the client,
 greens: the server, reds and oranges: a fault acting as an intermediary, purples: a
 fault acting as the client, grey: the proxy stopping, light grey: still open). Markers
@@ -8,6 +13,7 @@ are fault firings; gaps join a connection to the reconnect that followed it.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 
 from sseproxy.report.causes import side_of
@@ -19,7 +25,9 @@ from sseproxy.report.records import Connection
 __all__ = ["MAX_ROWS", "timeline"]
 
 MAX_ROWS = 250
-"""Rows beyond this (the clients that connected last) are left out of the picture."""
+"""Rows beyond this (the clients that connected last) are left out of the picture; a
+client whose lanes do not all fit draws its extra streams in its last lane."""
+_PLAIN = ("request", "no-request")
 
 _PALETTES: Mapping[str, tuple[str, ...]] = {
     "client": ("#4e79a7", "#7aa6d6", "#2b4f75", "#a0c4e8"),
@@ -49,6 +57,11 @@ def timeline(
     end: float,
     faults: Mapping[str, FaultInfo],
 ) -> Timeline:
+    lane_of = _lanes(conns, kind, found, end)
+    lanes: dict[str, int] = {}
+    for conn in conns:
+        key = _row_key(conn, found)
+        lanes[key] = max(lanes.get(key, 1), lane_of[conn.key] + 1)
     row_of: dict[str, int] = {}
     rows: list[Row] = []
     hidden: set[str] = set()
@@ -59,7 +72,12 @@ def timeline(
                 hidden.add(key)
                 continue
             row_of[key] = len(rows)
-            rows.append(Row(key, found.labels.get(key) or client_label(conn)))
+            label = found.labels.get(key) or client_label(conn)
+            lanes[key] = min(lanes[key], MAX_ROWS - len(rows))
+            rows += [
+                Row(key, label if lane == 0 else f"{label} #{lane + 1}", lane)
+                for lane in range(lanes[key])
+            ]
     colours: dict[str, str] = {}
     used: dict[str, int] = {}
     bars: list[Bar] = []
@@ -69,7 +87,8 @@ def timeline(
         key = _row_key(conn, found)
         if key not in row_of:
             continue
-        row = row_of_conn[conn.key] = row_of[key]
+        row = row_of[key] + min(lane_of[conn.key], lanes[key] - 1)
+        row_of_conn[conn.key] = row
         cause = conn.cause
         if cause not in colours:
             if conn.is_open:
@@ -121,3 +140,32 @@ def timeline(
             )
         )
     return Timeline(end, rows, bars, markers, gaps, colours, len(hidden))
+
+
+def _lanes(
+    conns: list[Connection], kind: Mapping[str, str], found: Lineage, end: float
+) -> dict[str, int]:
+    """Each connection's lane within its row: the lowest lane whose stream closed by the
+    time it opened (`conns` sorted by opening time); plain requests go in lane 0.
+    Heaps keep it O(n log n): one client may hold thousands of streams at once."""
+    busy: dict[str, list[tuple[float, int]]] = {}  # row key -> (closes at, lane)
+    free: dict[str, list[int]] = {}
+    count: dict[str, int] = {}
+    lane_of: dict[str, int] = {}
+    for conn in conns:
+        key = _row_key(conn, found)
+        if kind.get(conn.key) in _PLAIN:
+            lane_of[conn.key] = 0
+            continue
+        taken, idle = busy.setdefault(key, []), free.setdefault(key, [])
+        while taken and taken[0][0] <= conn.opened:
+            heapq.heappush(idle, heapq.heappop(taken)[1])
+        if idle:
+            lane = heapq.heappop(idle)
+        else:
+            lane = count.get(key, 0)
+            count[key] = lane + 1
+        closes = conn.closed_at if conn.closed_at is not None else end
+        heapq.heappush(taken, (closes, lane))
+        lane_of[conn.key] = lane
+    return lane_of
