@@ -15,7 +15,12 @@ The rules followed ("Server-sent events", "Processing model"):
 - The parsing is sseproxy's own `Framer` (sse.py), spec-exact and split-proof.
 
 One thing no browser does, but SDKs do: `watchdog`, a timer that only events reset
-(comments do not), after which the client drops the connection and reconnects.
+(comments do not), after which the client drops the connection and reconnects. It runs
+from the moment the request is sent, so a server that never answers trips it too.
+
+Not followed, on purpose: redirects (a 3xx is a status that stops the client, where a
+browser would follow it), and the exponential backoff the spec allows but does not ask
+for. Extra headers (`--header`) replace the ones above of the same name.
 
 How each attempt ended is told by what the client itself saw: a clean end (terminating
 chunk, full Content-Length, or a close-delimited body), an incomplete body (EOF before
@@ -47,7 +52,7 @@ _MAX_HEAD: Final = 64 * 1024
 
 
 class Hooks(Protocol):
-    """Told about each step of each attempt (the journal); every method is optional work."""
+    """Told about each step of each attempt, as it happens (the probe's journal)."""
 
     def opened(self, attempt: Attempt) -> None: ...
     def requested(self, attempt: Attempt, method: str, headers: dict[str, str]) -> None: ...
@@ -167,7 +172,8 @@ class Client:
         if self.last_id:
             headers.append(("Last-Event-ID", self.last_id))
             attempt.last_event_id = self.last_id
-        headers += self.settings.headers
+        given = {name.lower() for name, _ in self.settings.headers}
+        headers = [h for h in headers if h[0].lower() not in given] + list(self.settings.headers)
         shown = {k.lower(): v for k, v in headers} | {":target": self.settings.target}
         self.hooks.requested(attempt, "GET", shown)
         return headers
@@ -224,7 +230,8 @@ class Client:
 
     def _broken(self, attempt: Attempt, error: BaseException) -> None:
         reset = failure_reason(error, "upstream") == "upstream-reset"
-        self._end(attempt, self.now(), "rst" if reset else "incomplete", repr(error.__cause__))
+        detail = str(error.__cause__ or error) or type(error).__name__
+        self._end(attempt, self.now(), "rst" if reset else "incomplete", detail)
 
     def _head(self, attempt: Attempt, response: h11.Response) -> Framer | None:
         """The response head: a Framer when the stream is open, else None (attempt over)."""

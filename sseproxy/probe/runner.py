@@ -35,6 +35,7 @@ class ProbeSettings:
     ramp: float = 0.0
     """Client k (from 0) starts k * ramp / clients seconds after the first."""
     headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers; each replaces an EventSource header of the same name."""
     last_event_id: str = ""
     """What the first connection of every client sends as Last-Event-ID."""
     watchdog: float | None = None
