@@ -68,29 +68,49 @@ def test_through_sseproxy_run_the_verdict_names_the_drops_and_their_cause(
     tmp_path: Path,
 ) -> None:
     scenario = scenario_toml("idle-1s", {"type": "idle-timeout", "timeout": "1s"})
-    with origin() as upstream, sseproxy_run(upstream, scenario, tmp_path) as port:
-        journal = tmp_path / "probe.jsonl"
+    proxy_journal, probe_journal = tmp_path / "proxy.jsonl", tmp_path / "probe.jsonl"
+    with (
+        origin() as upstream,
+        sseproxy_run(upstream, scenario, tmp_path, "--journal", str(proxy_journal)) as port,
+    ):
         command = (
             *(sys.executable, "-m", "sseproxy", "probe", f"http://{HOST}:{port}{QUIET}"),
             *("--clients", "2", "--duration", "2.5s", "--max-drops", "0", "--json"),
-            *("--journal", str(journal)),
+            *("--journal", str(probe_journal)),
         )
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert done.returncode == 1, done.stderr
     (fail,) = done.stderr.splitlines()
     # Cut 1 s after event 1, back 0.2 s later, cut again 1 s after the resumed event 2...
-    assert re.fullmatch(
+    found = re.fullmatch(
         r"FAIL --max-drops 0: (\d+) drops: \1 incomplete chunked body "
         r"\(each ~1\.0 s after the last byte\)",
         fail,
-    ), fail
+    )
+    assert found, fail
+    drops = int(found.group(1))
     result = json.loads(done.stdout)
-    assert result["totals"]["drops"] >= 3
-    assert result["totals"]["ids"]["lost"] == 0
+    assert drops >= 3 and result["totals"]["ids"]["lost"] == 0
     (group,) = result["drops"]
     assert "idle timeout of about 1 s" in group["pattern"]
-    closed = [json.loads(line) for line in journal.read_text().splitlines()]
-    assert {r["reason"] for r in closed if r["kind"] == "closed"} >= {"upstream-closed"}
+
+    # Both journals: each connection once, with the proxy's cause and the client's view.
+    both = (str(probe_journal), str(proxy_journal))
+    merged = subprocess.run(
+        (sys.executable, "-m", "sseproxy", "report", *both, "--json"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    report = json.loads(merged.stdout)
+    attempts = result["totals"]["attempts"]
+    assert report["totals"]["connections"] == attempts, report["totals"]
+    rows = {row["cause"]: row["count"] for row in report["closes"]["rows"]}
+    assert rows["proxy/idle-timeout"] == drops
+    (note,) = [n for n in report["notes"] if "merged" in n]
+    assert f"{attempts} of {attempts} probe connections matched" in note
+    assert f"proxy/idle-timeout seen as incomplete chunked body {drops}" in note
+    assert report["reconnects"]["chains"] == 2  # per probe client, from its session
 
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
