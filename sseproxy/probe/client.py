@@ -55,7 +55,11 @@ class Hooks(Protocol):
     """Told about each step of each attempt, as it happens (the probe's journal)."""
 
     def opened(self, attempt: Attempt) -> None: ...
-    def requested(self, attempt: Attempt, method: str, headers: dict[str, str]) -> None: ...
+    def requested(
+        self, attempt: Attempt, method: str, target: str, headers: dict[str, str]
+    ) -> None:
+        """`headers`: as sent, names in lower case."""
+
     def responded(self, attempt: Attempt) -> None: ...
     def closed(self, attempt: Attempt) -> None: ...
 
@@ -64,7 +68,9 @@ class _Silent:
     def opened(self, attempt: Attempt) -> None:
         pass
 
-    def requested(self, attempt: Attempt, method: str, headers: dict[str, str]) -> None:
+    def requested(
+        self, attempt: Attempt, method: str, target: str, headers: dict[str, str]
+    ) -> None:
         pass
 
     def responded(self, attempt: Attempt) -> None:
@@ -174,8 +180,8 @@ class Client:
             attempt.last_event_id = self.last_id
         given = {name.lower() for name, _ in self.settings.headers}
         headers = [h for h in headers if h[0].lower() not in given] + list(self.settings.headers)
-        shown = {k.lower(): v for k, v in headers} | {":target": self.settings.target}
-        self.hooks.requested(attempt, "GET", shown)
+        shown = {name.lower(): value for name, value in headers}
+        self.hooks.requested(attempt, "GET", self.settings.target, shown)
         return headers
 
     async def _exchange(self, stream: trio.abc.Stream, attempt: Attempt) -> None:
@@ -209,8 +215,6 @@ class Client:
                     detail = f"no event for {watchdog:g}s: the client drops the stream"
                     self._end(attempt, self.now(), "watchdog", detail)
                     return
-                if data and attempt.head_at is not None:
-                    attempt.got_bytes(self.now(), len(data))
                 eof = not data
                 conn.receive_data(bytes(data))
             elif isinstance(event, h11.Response):
@@ -218,6 +222,7 @@ class Client:
                 if framer is None:
                     return
             elif isinstance(event, h11.Data):
+                attempt.got_bytes(self.now(), len(event.data))
                 if framer is not None:
                     self._body(attempt, framer, bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):

@@ -72,9 +72,11 @@ class ProbeJournal:
             address = {"client": attempt.local[0], "client_port": attempt.local[1]}
         self.journal.write("opened", attempt.conn, mode="http", listener="probe", **address)
 
-    def requested(self, attempt: Attempt, method: str, headers: dict[str, str]) -> None:
+    def requested(
+        self, attempt: Attempt, method: str, target: str, headers: dict[str, str]
+    ) -> None:
         self.requests += 1
-        path, _, query = headers.get(":target", "").partition("?")
+        path, _, query = target.partition("?")
         self.journal.write(
             "request",
             attempt.conn,

@@ -57,6 +57,7 @@ class Attempt:
     established: bool = False
     """A 200 text/event-stream: EventSource's `open`."""
     bytes: int = 0
+    """Body bytes (without the chunked framing)."""
     events: int = 0
     first_event_at: float | None = None
     first_id: str | None = None

@@ -167,3 +167,33 @@ async def test_stop_ends_open_attempts_as_run_end(autojump_clock: object) -> Non
     (attempt,) = probe.records[0].attempts
     assert attempt.kind == "run-end" and attempt.duration == pytest.approx(2.0)
     assert probe.stopped_early
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "label"),
+    [
+        (
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + events(1),
+            "clean-end",
+            "clean end",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 99\r\n\r\n"
+            + events(1),
+            "incomplete",
+            "incomplete body",
+        ),
+        (b"", "incomplete", "closed before the response head"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "protocol", "bad HTTP response"),
+    ],
+)
+async def test_how_other_ends_are_seen(
+    autojump_clock: object, raw: bytes, kind: str, label: str
+) -> None:
+    async def answer(stream: trio.abc.Stream, _: bytes) -> None:
+        if raw:
+            await stream.send_all(raw)
+
+    probe, _ = await run_probe([answer], duration=1.0)
+    attempt = probe.records[0].attempts[0]
+    assert (attempt.kind, attempt.label, attempt.final) == (kind, label, False)
