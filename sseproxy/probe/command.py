@@ -153,10 +153,12 @@ def probe_command(
     Examples:
       sseproxy probe http://127.0.0.1:8080/events --clients 10 --duration 2m
       sseproxy probe http://127.0.0.1:8080/events --duration 30s --max-drops 0
-      sseproxy probe https-less.example:80/sse --header 'Authorization: Bearer t0k'
+      sseproxy probe http://api.example.com/sse --header 'Authorization: Bearer t0k'
       sseproxy probe http://127.0.0.1:8080/events --watchdog 45s --no-loss --json
       sseproxy probe http://127.0.0.1:8080/events --journal probe.jsonl
-        (then: sseproxy report probe.jsonl)
+        (then: sseproxy report probe.jsonl [the proxy's journal])
+
+    Exit status: 0 every verdict held, 1 one failed (a line each), 2 a usage error.
     """
     import json
 
