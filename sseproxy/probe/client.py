@@ -89,7 +89,7 @@ class Settings:
     target: str
     """The request target (path and query)."""
     headers: tuple[tuple[str, str], ...] = ()
-    """Extra request headers (--header), after the EventSource ones."""
+    """Extra request headers (--header); each replaces an EventSource one of its name."""
     watchdog: float | None = None
     """Seconds without an event after which the client drops the stream (None: never)."""
     user_agent: str = "sseproxy-probe"

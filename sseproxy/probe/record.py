@@ -7,7 +7,8 @@ does, so the silence that got a stream cut is part of its longest gap.
 Ids are compared as the stream's own ids (`IdCheck`). When the ids are integers, the
 server is assumed to number its events one by one (1, 2, 3...): an id more than one past
 the highest seen means events were lost, an id at or below it means an event came again.
-Ids that are not integers cannot tell a loss; only an id seen before counts, as repeated.
+Ids that are not integers cannot tell a loss; only an id seen before counts, as repeated:
+across reconnects when an earlier connection brought it, else inside the stream.
 """
 
 from __future__ import annotations
@@ -142,7 +143,10 @@ class IdCheck:
         self._highest_attempt = 0
         self.numeric = True
         """Every id so far was an integer (or there was none)."""
-        self._seen: set[str] = set()
+        self._seen: dict[str, int] = {}
+        """Once ids are not integers: each id seen, and the attempt that first brought it
+        (integers need only the highest)."""
+        self._current: tuple[int, set[str]] = (0, set())
         self.lost = 0
         self.duplicated = 0
         self.lost_in_stream = 0
@@ -155,12 +159,10 @@ class IdCheck:
         number = _integer(event_id)
         if number is None or not self.numeric:
             self.numeric = False
-            if event_id in self._seen:
-                self._count_duplicate(across)
-            self._seen.add(event_id)
-            self._highest_attempt = attempt
+            first = self._seen.setdefault(event_id, attempt)
+            if first != attempt or self._seen_twice(event_id, attempt):
+                self._count_duplicate(first != attempt)
             return
-        self._seen.add(event_id)
         if self.highest is not None and number <= self.highest:
             self._count_duplicate(across)
             return
@@ -171,6 +173,17 @@ class IdCheck:
             else:
                 self.lost_in_stream += missing
         self.highest, self._highest_attempt = number, attempt
+
+    def _seen_twice(self, event_id: str, attempt: int) -> bool:
+        """Whether this attempt already brought `event_id` (a repeat inside the stream)."""
+        number, ids = self._current
+        if number != attempt:
+            self._current = (attempt, {event_id})
+            return False
+        if event_id in ids:
+            return True
+        ids.add(event_id)
+        return False
 
     def _count_duplicate(self, across: bool) -> None:
         if across:

@@ -111,3 +111,17 @@ async def test_the_probe_journal_reads_as_a_proxy_journal(autojump_clock: object
     }
     cut = next(r for r in closed if r["reason"] == "upstream-closed")
     assert cut["longest_gap_down"] == pytest.approx(2.0)
+
+
+def test_id_check_integers_and_not() -> None:
+    from sseproxy.probe.record import IdCheck
+
+    ids = IdCheck("2")
+    for event_id, attempt in [("3", 1), ("5", 1), ("4", 2), ("6", 2), ("9", 3), ("", 3)]:
+        ids.observe(event_id, attempt)
+    assert (ids.lost_in_stream, ids.duplicated, ids.lost, ids.numeric) == (1, 1, 2, True)
+
+    words = IdCheck()
+    for event_id, attempt in [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("c", 2), ("c", 2)]:
+        words.observe(event_id, attempt)
+    assert (words.numeric, words.duplicated, words.duplicated_in_stream) == (False, 2, 1)
