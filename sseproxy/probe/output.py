@@ -18,7 +18,10 @@ from sseproxy.probe.runner import Probe
 from sseproxy.probe.verdicts import Verdict
 from sseproxy.words import plural
 
-__all__ = ["Progress", "render_text"]
+__all__ = ["CLIENT_ROWS", "Progress", "render_text"]
+
+CLIENT_ROWS = 20
+"""Clients shown in the text's table (--json has every one)."""
 
 
 class Progress:
@@ -55,6 +58,11 @@ def status_line(probe: Probe) -> str:
 
 
 def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _c(value: float | None) -> str:
+    """Compact, for the table's columns."""
     return "-" if value is None else f"{value:.1f}s"
 
 
@@ -113,7 +121,8 @@ def render_text(result: dict[str, Any], verdicts: list[Verdict]) -> str:
         "client  connects  drops  events  lost  dup  1st event  gap bytes  gap events  "
         "lived p50  how it ended",
     ]
-    for client in result["per_client"]:
+    shown = result["per_client"][:CLIENT_ROWS]
+    for client in shown:
         lived = client["durations"]
         ended = client["stopped_for_good"] or ", ".join(
             f"{n} {label}" for label, n in client["drops_by"].items()
@@ -121,10 +130,13 @@ def render_text(result: dict[str, Any], verdicts: list[Verdict]) -> str:
         lines.append(
             f"{client['client']:>6}  {client['connects']:>8}  {client['drops']:>5}  "
             f"{client['events']:>6}  {client['lost']:>4}  {client['duplicated']:>3}  "
-            f"{_s(client['time_to_first_event']):>9}  {_s(client['longest_byte_gap']):>9}  "
-            f"{_s(client['longest_event_gap']):>10}  "
-            f"{_s(lived['p50'] if lived else None):>9}  {ended or '-'}"
+            f"{_c(client['time_to_first_event']):>9}  {_c(client['longest_byte_gap']):>9}  "
+            f"{_c(client['longest_event_gap']):>10}  "
+            f"{_c(lived['p50'] if lived else None):>9}  {ended or '-'}"
         )
+    if len(result["per_client"]) > len(shown):
+        more = len(result["per_client"]) - len(shown)
+        lines.append(f"({plural(more, 'more client')}: --json has them all)")
     if verdicts:
         lines.append("")
         lines += [f"{'ok  ' if v.ok else 'FAIL'} {v.line}" for v in verdicts]

@@ -130,6 +130,6 @@ async def test_through_nginx_the_drops_come_2s_after_the_last_byte(tmp_path: Pat
     assert group["count"] == 4
     assert 1.9 <= group["silence_before"]["p50"] <= 2.3
     text = render_text(result, [])
-    assert "4  incomplete chunked body, 2.0s after the last byte" in text
+    assert "4  incomplete chunked body, 2.0 s after the last byte" in text
     assert "every one after ~2.0 s without a byte: the mark of an idle timeout of about 2 s" in text
     assert result["totals"]["ids"]["lost"] == result["totals"]["ids"]["duplicated"] == 0

@@ -64,7 +64,7 @@ async def test_failed_verdicts_name_the_drops_and_their_cause(autojump_clock: ob
     text = render_text(result, verdicts)
     assert "FAIL --max-drops 0: 4 drops" in text
     assert "ok   --no-loss" in text
-    assert "4  incomplete chunked body, 2.0s after the last byte" in text
+    assert "4  incomplete chunked body, 2.0 s after the last byte" in text
 
 
 async def test_thresholds_that_hold_pass(autojump_clock: object) -> None:
@@ -125,3 +125,10 @@ def test_id_check_integers_and_not() -> None:
     for event_id, attempt in [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("c", 2), ("c", 2)]:
         words.observe(event_id, attempt)
     assert (words.numeric, words.duplicated, words.duplicated_in_stream) == (False, 2, 1)
+
+
+async def test_the_text_lists_at_most_20_clients(autojump_clock: object) -> None:
+    probe, _ = await run_probe([resuming(9.0) for _ in range(25)], clients=25, duration=1.0)
+    text = render_text(summarize(probe), [])
+    assert "(5 more clients: --json has them all)" in text
+    assert "\n    20  " in text and "\n    21  " not in text
