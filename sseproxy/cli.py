@@ -19,6 +19,7 @@ import click
 
 from sseproxy.ctl import DEFAULT_URL, ctl
 from sseproxy.errors import ConfigError, ScenarioError, SseproxyError, UnitError
+from sseproxy.probe.command import probe_command
 from sseproxy.report_cli import report_command
 from sseproxy.words import plural
 
@@ -563,3 +564,4 @@ def scenarios_describe(fault: str | None, markdown: bool) -> None:
 
 
 main.add_command(report_command, "report")
+main.add_command(probe_command, "probe")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sseproxy.errors import ConfigError
+from sseproxy.report.merge import merge_probe_runs
 from sseproxy.report.records import (
     Connection,
     EventSeen,
@@ -169,6 +170,9 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
                 conn.scenario, conn.seed = scenario, seed
                 connections.append(conn)
             _apply(conn, record, t)
+    probe_runs = {r.number for r in runs if r.started and r.started.get("role") == "probe"}
+    connections, merged = merge_probe_runs(connections, probe_runs)
+    notes += merged
     dropped = settle_drops(connections)
     if dropped:
         notes.append(
@@ -327,6 +331,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
         conn.last_id = _text(record.get("last_id"))
         conn.longest_gap = _number(record.get("longest_gap_down", record.get("longest_gap")))
         conn.longest_event_gap = _number(record.get("longest_event_gap"))
+        conn.seen_by_client = _text(record.get("seen_as"))
 
 
 RACE_WINDOW = 1.0

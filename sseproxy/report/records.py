@@ -129,6 +129,9 @@ class Connection:
     carrier: str | None = None
     """Set on each stream of a keep-alive connection that carried several (see
     `report.exchanges`): the key of that connection."""
+    seen_by_client: str | None = None
+    """How the client saw the end, from a probe's journal (`closed.seen_as`, or merged
+    in from the probe's journal of the same run: see `report.merge`)."""
 
     @property
     def is_open(self) -> bool:

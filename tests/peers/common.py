@@ -115,13 +115,13 @@ def origin(*args: str) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def sseproxy_run(upstream_port: int, scenario: str, folder: Path) -> Iterator[int]:
-    """`sseproxy run --scenario FILE` in front of `upstream_port`; yields its port."""
+def sseproxy_run(upstream_port: int, scenario: str, folder: Path, *extra: str) -> Iterator[int]:
+    """`sseproxy run --scenario FILE [extra...]` in front of `upstream_port`; yields its port."""
     path = folder / f"scenario-{upstream_port}-{time.monotonic_ns()}.toml"
     path.write_text(scenario, encoding="utf-8")
     command = (
         *(sys.executable, "-m", "sseproxy", "run", "--listen", f"{HOST}:0"),
-        *("--upstream", f"http://{HOST}:{upstream_port}", "--scenario", str(path)),
+        *("--upstream", f"http://{HOST}:{upstream_port}", "--scenario", str(path), *extra),
     )
     with spawn(*command) as (_, out):
         port = int(out.wait_for(r"^sseproxy http proxy on http://127\.0\.0\.1:(\d+) ").group(1))
