@@ -25,6 +25,7 @@ import h11
 import trio
 
 from sseproxy.balance import HashKey
+from sseproxy.errors import ConfigError
 from sseproxy.faults.connect_retry import ConnectRetry
 from sseproxy.faults.down import Down
 from sseproxy.faults.restart import Restart
@@ -37,7 +38,15 @@ if TYPE_CHECKING:
     from sseproxy.proxy import Proxy, ProxySettings, Upstream
     from sseproxy.scenario import Scenario
 
-__all__ = ["Balancer", "RestartHook", "choose", "open_upstream", "pool_spec", "release"]
+__all__ = [
+    "Balancer",
+    "RestartHook",
+    "choose",
+    "open_upstream",
+    "parse_members",
+    "pool_spec",
+    "release",
+]
 
 RestartHook = Callable[[str], Awaitable[None] | None]
 """Called with a member's name when a `restart` fault restarts it (`Proxy.on_restart`)."""
@@ -297,3 +306,35 @@ def pool_spec(settings: ProxySettings, scenario: Scenario) -> PoolSpec:
         balance=balance,  # type: ignore[arg-type]
         hash_key=settings.hash_key or scenario.hash_key,
     )
+
+
+def parse_members(
+    texts: Sequence[str], scenario: Scenario, hash_key: str | None = None
+) -> tuple[MemberSpec, ...]:
+    """`--upstream` values ('URL' or 'NAME=URL') as pool members, checked against the
+    scenario (a fault's `match.upstream` must name one); ConfigError says what to fix."""
+    from sseproxy.pool_scenario import check_url, member_name
+
+    members: list[MemberSpec] = []
+    for index, text in enumerate(texts):
+        name, sep, url = text.partition("=")
+        if not sep or any(c in name for c in ":/["):
+            name, url = member_name(index), text
+        if not name or any(m.name == name for m in members):
+            raise ConfigError(f"--upstream {text!r}: give each member a distinct NAME=URL")
+        check_url(url)
+        members.append(MemberSpec(name, url))
+    if hash_key is not None:
+        try:
+            HashKey(hash_key)
+        except ValueError as error:
+            raise ConfigError(f"--hash-key: {error}") from None
+    names = [m.name for m in members or scenario.upstreams]
+    for spec in scenario.faults:
+        wanted = spec.match.upstream
+        if wanted is not None and names and wanted not in names:
+            raise ConfigError(
+                f"fault {spec.name!r} matches upstream {wanted!r}, which is not a pool "
+                f"member (members: {', '.join(names)}); name them with --upstream NAME=URL"
+            )
+    return tuple(members)
