@@ -229,3 +229,26 @@ async def test_connect_retries_wait_no_longer_than_the_connect_timeout(
         rig.refusing.add("a")
         assert (await rig.client().get("/events")).status == 503
         assert [round(t, 6) for t, _ in rig.connects] == [0.0, 0.2, 0.4]
+
+
+async def test_the_report_has_a_row_per_member(autojump_clock: object) -> None:
+    from sseproxy.report import analyse, journal_from_records, render_text
+
+    scenario = POOL.format(balance="round_robin") + (
+        '[[faults]]\ntype = "down"\nmatch = { upstream = "b" }\n'
+    )
+    async with memory_pool(scenario) as rig:
+        client = rig.client()
+        for _ in range(4):
+            await client.get("/status/200")
+        await client.get("/events?count=2&interval=1")
+        await rig.proxy.journal.wait_for("ended", 5)
+        records = list(rig.proxy.journal.records)
+    text = render_text(analyse(journal_from_records(records)))
+    section = text.split("UPSTREAM MEMBERS\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split() for line in section.splitlines()[1:]]
+    assert rows == [  # b refused once, then was skipped (fail_timeout); c took its turns
+        ["a", "2", "0", "0", "upstream/upstream-end", "(2)"],
+        ["b", "0", "0", "1", "-"],
+        ["c", "3", "1", "0", "upstream/upstream-end", "(3)"],
+    ], section
