@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import h11
 import pytest
@@ -20,7 +21,7 @@ from sseproxy import origin
 from sseproxy.journal import Journal
 from sseproxy.pool import MemberSpec
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
-from sseproxy.scenario import Scenario
+from sseproxy.scenario import Scenario, parse_scenario
 from sseproxy.server import listen, serve_proxy
 
 REQUESTS = 30
@@ -156,3 +157,44 @@ async def test_every_member_refusing_is_a_502() -> None:
         # every member failed: "no live upstreams" at once, and they are live again after
         assert await rig.get("/status/200", []) == 502
         assert sorted(rig.failed()) == ["a", "b", "c"]
+
+
+async def test_restart_posts_to_the_members_restart_url_before_contacting_it() -> None:
+    posted: list[str] = []
+
+    async def admin(stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        async with stream:
+            while (event := conn.next_event()) is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(4096))
+            assert isinstance(event, h11.Request)
+            posted.append(f"{event.method.decode()} {event.target.decode()}")
+            await stream.send_all(
+                conn.send(h11.Response(status_code=204, headers=[])) + conn.send(h11.EndOfMessage())
+            )
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            serve_admin = partial(trio.serve_tcp, admin, 0, host="127.0.0.1")
+            (admin_listener,) = await nursery.start(serve_admin)
+            admin_port = admin_listener.socket.getsockname()[1]
+            port = await nursery.start(origin.serve, "127.0.0.1", 0, origin.OriginSettings())
+            member = MemberSpec(
+                "a",
+                f"http://127.0.0.1:{port}",
+                restart_url=f"http://127.0.0.1:{admin_port}/admin/restart?all=1",
+            )
+            scenario = parse_scenario(
+                '[[faults]]\ntype = "restart"\nwindow = { from = "0s" }\n', file="r.toml"
+            )
+            settings = ProxySettings(Upstream.parse(member.url), upstreams=(member,))
+            proxy = Proxy(settings, scenario, Journal(keep=True), seed=3)
+            listener = await listen("127.0.0.1", 0)
+            await nursery.start(serve_proxy, proxy, listener)
+            rig = Rig(proxy, listener.socket.getsockname()[1])
+            assert await rig.get("/status/200", []) == 200
+            assert await rig.get("/status/200", []) == 200  # once per restart
+            assert posted == ["POST /admin/restart?all=1"]
+            (record,) = [r for r in proxy.journal.records if r["kind"] == "member-restarted"]
+            assert record["member"] == "a" and record["detail"].endswith(": 204")
+            nursery.cancel_scope.cancel()
