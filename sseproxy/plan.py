@@ -87,15 +87,14 @@ class Plan:
     ) -> Chains:
         """Fault `index` for connection `number` opened at `opened`, if it gets it (counting
         it for `every` and `first`); `now` is later than `opened` for a fault added live.
-        An `instant` fault (`restart`) acts at its window's start on what is open then, so
-        an exchange that opens later does not get it."""
+        An `instant` fault (`restart`) acts at its window's start (or when it is added
+        live, if later) on what is open then, so an exchange that opens later does not
+        get it."""
         spec, chains = self.scenario.faults[index], Chains()
         if not spec.match.matches(request, member):
             return chains
-        if (
-            getattr(spec.fault_class, "instant", False)
-            and opened >= self.started + spec.window.start
-        ):
+        moment = max(self.started + spec.window.start, now)  # now > opened: added live
+        if getattr(spec.fault_class, "instant", False) and opened >= moment:
             return chains
         self.counts[index] += 1
         if self.counts[index] % spec.every:

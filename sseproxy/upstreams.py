@@ -36,7 +36,7 @@ from sseproxy.transport import UpstreamError, connect
 if TYPE_CHECKING:
     from sseproxy.connection import Connection
     from sseproxy.proxy import Proxy, ProxySettings, Upstream
-    from sseproxy.scenario import Scenario
+    from sseproxy.scenario import Scenario, Window
 
 __all__ = [
     "Balancer",
@@ -83,8 +83,8 @@ class Balancer:
         }
         self.hash_key = HashKey(spec.hash_key) if spec.hash_key else None
         self.client_ip_from = client_ip_from.lower() if client_ip_from else None
-        self.restarted: set[tuple[str, str]] = set()
-        """(restart fault, member) pairs whose restart was carried out."""
+        self.restarted: set[tuple[str, str, Window]] = set()
+        """(restart fault, member, its window) whose restart was carried out."""
 
     def client_of(self, peer: str, headers: Mapping[str, str]) -> str:
         """The client address that ip_hash balances on: the first address of the
@@ -224,7 +224,7 @@ async def _restarts_due(proxy: Proxy, member: str) -> None:
     for spec in proxy.plan.scenario.faults:
         if not issubclass(spec.fault_class, Restart) or not _aimed_at(spec, member):
             continue
-        done = (spec.name, member)
+        done = (spec.name, member, spec.window)  # a live change keeps it done
         if spec.window.start > t or done in proxy.balancer.restarted:
             continue
         proxy.balancer.restarted.add(done)

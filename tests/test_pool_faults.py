@@ -252,3 +252,30 @@ async def test_the_report_has_a_row_per_member(autojump_clock: object) -> None:
         ["b", "0", "0", "1", "-"],
         ["c", "3", "1", "0", "upstream/upstream-end", "(3)"],
     ], section
+
+
+async def test_a_restart_added_live_acts_at_once_on_the_members_open_streams(
+    autojump_clock: object,
+) -> None:
+    pool = POOL.format(balance="round_robin")
+    async with memory_pool(pool, live=True) as rig:
+        results: dict[str, object] = {}
+
+        async def watch(name: str) -> None:
+            results[name] = await rig.client().get("/events?interval=1")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, "a")
+            await trio.sleep(0.5)
+            nursery.start_soon(watch, "b")
+            await trio.sleep(2.5)
+            restart = '[[faults]]\ntype = "restart"\nmatch = { upstream = "a" }\n'
+            rig.proxy.set_scenario(scenario_of(pool + restart))
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        assert list(results) == ["a"]
+        assert results["a"].ending == "closed" and results["a"].ended_at == 3.0  # type: ignore[attr-defined]
+        later = await rig.client().get("/events?interval=1&count=2")  # c: not a's
+        assert later.ending == "end"
+        await rig.client().get("/status/200")  # a again: it forgets its sessions once
+        assert [r["member"] for r in rig.records("member-restarted")] == ["a"]
