@@ -198,6 +198,7 @@ def run(
       sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
       sseproxy run --scenario idle.toml --journal run.jsonl
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
+      sseproxy run --upstream a=http://127.0.0.1:9001 --upstream b=:9002 --balance ip_hash
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """

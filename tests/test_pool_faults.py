@@ -232,7 +232,7 @@ async def test_connect_retries_wait_no_longer_than_the_connect_timeout(
 
 
 async def test_the_report_has_a_row_per_member(autojump_clock: object) -> None:
-    from sseproxy.report import analyse, journal_from_records, render_text
+    from sseproxy.report import analyse, journal_from_records, render_html, render_text
 
     scenario = POOL.format(balance="round_robin") + (
         '[[faults]]\ntype = "down"\nmatch = { upstream = "b" }\n'
@@ -244,7 +244,9 @@ async def test_the_report_has_a_row_per_member(autojump_clock: object) -> None:
         await client.get("/events?count=2&interval=1")
         await rig.proxy.journal.wait_for("ended", 5)
         records = list(rig.proxy.journal.records)
-    text = render_text(analyse(journal_from_records(records)))
+    report = analyse(journal_from_records(records))
+    assert "<h2>Upstream members</h2>" in render_html(report)
+    text = render_text(report)
     section = text.split("UPSTREAM MEMBERS\n", 1)[1].split("\n\n", 1)[0]
     rows = [line.split() for line in section.splitlines()[1:]]
     assert rows == [  # b refused once, then was skipped (fail_timeout); c took its turns

@@ -157,6 +157,10 @@ async def test_every_member_refusing_is_a_502() -> None:
         # every member failed: "no live upstreams" at once, and they are live again after
         assert await rig.get("/status/200", []) == 502
         assert sorted(rig.failed()) == ["a", "b", "c"]
+        ended = await rig.proxy.journal.wait_for("ended", 2)
+        assert "no live upstreams" in ended[1]["detail"]
+        assert await rig.get("/status/200", []) == 502  # revived: all three tried again
+        assert sorted(rig.failed()) == ["a", "a", "b", "b", "c", "c"]
 
 
 async def test_restart_posts_to_the_members_restart_url_before_contacting_it() -> None:
