@@ -210,6 +210,7 @@ class Connection:
             "age": round(now - self.opened, 3),
             "method": self.request.method if self.request else None,
             "path": self.request.path if self.request else None,
+            "member": self.member,
             "bytes_down": self.down.octets,
             "bytes_up": self.up.octets,
             "events_down": self.down.events,

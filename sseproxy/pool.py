@@ -117,7 +117,8 @@ class Pool:
     def attempt(self, *, client: str = "", key: str = "", number: int = 0) -> Attempt:
         """The tries of one exchange: `client` is the address ip_hash uses, `key` the
         value hash uses, `number` the exchange (random draws from (seed, number))."""
-        return Attempt(self, ip_hash_bytes(client), key, number)
+        address = ip_hash_bytes(client) if self.balance == "ip_hash" else b""
+        return Attempt(self, address, key, number)
 
     # -- what the caller reports
 

@@ -97,8 +97,11 @@ class Balancer:
         return host.strip("[]") if sep and port.isdigit() else peer
 
     def attempt(self, peer: str, headers: Mapping[str, str], query: str, number: int) -> Attempt:
-        key = self.hash_key.of(headers, query) if self.hash_key is not None else ""
-        return self.pool.attempt(client=self.client_of(peer, headers), key=key, number=number)
+        """The walk of one exchange; the client and key are read only where they count."""
+        balance = self.pool.balance
+        key = self.hash_key.of(headers, query) if self.hash_key and balance == "hash" else ""
+        client = self.client_of(peer, headers) if balance == "ip_hash" else ""
+        return self.pool.attempt(client=client, key=key, number=number)
 
 
 def choose(proxy: Proxy, conn: Connection, headers: Mapping[str, str], query: str) -> str | None:
