@@ -380,11 +380,10 @@ class UpstreamCall(trio.abc.ReceiveStream):
         proxy = self.client.proxy
         asked = trio.current_time()
         try:
-            self.stream, self.where = stream, _ = await open_upstream(
-                proxy, self.client, self.down_slots
-            )
+            stream, self.where = await open_upstream(proxy, self.client, self.down_slots)
         except UpstreamError as error:
             raise HeadError(error.status, str(error), f"upstream-{error.kind}") from error
+        self.stream = stream
         connect_time = round(trio.current_time() - asked, 6)
         self.client.write(
             "upstream",
