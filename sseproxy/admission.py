@@ -46,7 +46,7 @@ def decided_at_accept(spec: FaultSpec) -> bool:
     return (
         issubclass(spec.fault_class, Refuse)
         and not spec.fault_class.unlistens(spec.settings)
-        and not (match.path or match.methods or match.headers)
+        and not (match.path or match.methods or match.headers or match.upstream)
     )
 
 
@@ -67,11 +67,13 @@ class AcceptPlan(Plan):
                             return slot.name, action
         return None
 
-    def chains(self, number: int, request: RequestInfo | None, now: float) -> Chains:
+    def chains(
+        self, number: int, request: RequestInfo | None, now: float, *, member: str | None = None
+    ) -> Chains:
         chains = Chains()
         for index, spec in enumerate(self.scenario.faults):
             if not decided_at_accept(spec):
-                found = self.select(index, number, request, now, opened=now)
+                found = self.select(index, number, request, now, opened=now, member=member)
                 chains.down += found.down
                 chains.up += found.up
         return chains

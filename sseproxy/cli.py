@@ -76,9 +76,29 @@ def main() -> None:
 )
 @click.option(
     "--upstream",
-    metavar="URL",
-    help="The SSE server, e.g. http://127.0.0.1:9000. Default: start the built-in "
-    "demo server on a free port.",
+    "upstreams",
+    multiple=True,
+    metavar="[NAME=]URL",
+    help="The SSE server, e.g. http://127.0.0.1:9000. Repeat for a pool of members "
+    "(named a, b, c... or NAME=URL; see --balance). Default: the scenario's "
+    "[[upstreams]], else the built-in demo server on a free port.",
+)
+@click.option(
+    "--balance",
+    type=click.Choice(["round_robin", "ip_hash", "hash", "random", "least_conn"]),
+    help="How a pool picks a member (default: the scenario's `balance`, else "
+    "round_robin, as nginx).",
+)
+@click.option(
+    "--hash-key",
+    metavar="SOURCE:NAME",
+    help="What --balance hash hashes: header:NAME, query:NAME or cookie:NAME.",
+)
+@click.option(
+    "--client-ip-from",
+    metavar="HEADER",
+    help="Balance ip_hash on the first address in this request header (e.g. "
+    "X-Forwarded-For) instead of the client's own, so one machine can look like many.",
 )
 @click.option(
     "--scenario",
@@ -168,7 +188,10 @@ def main() -> None:
 )
 def run(
     listen_at: str,
-    upstream: str | None,
+    upstreams: tuple[str, ...],
+    balance: str | None,
+    hash_key: str | None,
+    client_ip_from: str | None,
     scenario_name: str | None,
     mode: str,
     seed: int | None,
@@ -192,6 +215,7 @@ def run(
       sseproxy run --scenario idle.toml --journal run.jsonl
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
       sseproxy run --scenario nginx-default --time-scale 0.1   (60s timeouts take 6s)
+      sseproxy run --upstream a=http://127.0.0.1:9001 --upstream b=:9002 --balance ip_hash
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
@@ -203,6 +227,7 @@ def run(
     from sseproxy.server import default_max_connections, parse_hostport
     from sseproxy.timescale import check_factor
     from sseproxy.units import parse_duration
+    from sseproxy.upstreams import parse_members
 
     with _friendly_errors():
         factor = check_factor(time_scale) if time_scale is not None else 1.0
@@ -213,6 +238,10 @@ def run(
         elif control_token is not None and _given("control_token"):
             raise ConfigError("--control-token needs --control HOST:PORT")
         scenario = load_scenario(scenario_name) if scenario_name else Scenario(name="none")
+        members = parse_members(upstreams, scenario, hash_key)
+        upstream = members[0].url if members else None
+        if upstream is None and scenario.upstreams:
+            upstream = scenario.upstreams[0].url
         if mode == "tcp" and any(
             spec.match.path or spec.match.methods or spec.match.headers for spec in scenario.faults
         ):
@@ -227,6 +256,10 @@ def run(
             live=control is not None,
             max_connections=max_connections or default_max_connections(2 + (upstream is None)),
             time_scale=factor,
+            upstreams=members,
+            balance=balance,
+            hash_key=hash_key,
+            client_ip_from=client_ip_from,
         )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
@@ -328,11 +361,14 @@ async def _proxy(
             proxy = Proxy(settings, scenario, journal, seed=seed)
             upstream, mode = settings.upstream, settings.mode
             file = str(Path(scenario.path).resolve()) if scenario.path else None
+            pool = proxy.balancer
             journal.write(
                 "started",
                 "-",
                 listen=f"{host}:{bound}",
                 upstream=str(upstream),
+                upstreams={n: str(u) for n, u in pool.upstreams.items()} if pool.named else None,
+                balance=pool.spec.balance if pool.named else None,
                 mode=mode,
                 max_connections=settings.max_connections,
                 scenario_file=file,  # so that `report` finds it (next to the journal, or here)
@@ -343,8 +379,11 @@ async def _proxy(
                 await nursery.start(serve)
             await nursery.start(serve_proxy, proxy, listener)
             shown = f"[{host}]" if ":" in host else host
-            what = "built-in demo server" if builtin else "upstream"
-            print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what} {upstream}", file=out)
+            what = f"{'built-in demo server' if builtin else 'upstream'} {upstream}"
+            if pool.named:
+                listed = ", ".join(f"{n}={u}" for n, u in pool.upstreams.items())
+                what = f"{pool.spec.balance} pool {listed}"
+            print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what}", file=out)
             faults = ", ".join(spec.name for spec in scenario.faults) or "none"
             print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
             if proxy.time_scale != 1:

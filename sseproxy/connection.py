@@ -17,8 +17,10 @@ from sseproxy.link import HeadError, Link, LinkResult
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Event
 from sseproxy.transport import UpstreamError, abort, failure_reason
+from sseproxy.upstreams import release
 
 if TYPE_CHECKING:
+    from sseproxy.pool import Attempt
     from sseproxy.proxy import Proxy
 
 __all__ = ["Connection", "Garbled", "Outcome", "Truncated", "outcome_of"]
@@ -107,6 +109,10 @@ class Connection:
         self.request: RequestInfo | None = None
         self.started = self.opened
         """When the current exchange started."""
+        self.member: str | None = None
+        """The pool member serving the current exchange (TCP: the connection)."""
+        self.attempt: Attempt | None = None
+        """The pool's walk for the current exchange (see `sseproxy.upstreams`)."""
         self.links: dict[Direction, set[Link]] = {"down": set(), "up": set()}
         self.scope = trio.CancelScope()
         self.killed: str | None = None
@@ -163,6 +169,7 @@ class Connection:
             raise
         finally:
             del self.proxy.live[self.id]
+            release(self.proxy, self)
             self.write(
                 "closed",
                 by=final.by,
@@ -203,6 +210,7 @@ class Connection:
             "age": round(now - self.opened, 3),
             "method": self.request.method if self.request else None,
             "path": self.request.path if self.request else None,
+            "member": self.member,
             "bytes_down": self.down.octets,
             "bytes_up": self.up.octets,
             "events_down": self.down.events,

@@ -35,6 +35,7 @@ from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Framer
 from sseproxy.transport import StopKind, UpstreamError, abort, receive, send_all
+from sseproxy.upstreams import choose, member_fields, open_upstream, release
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -251,9 +252,14 @@ class HttpConnection(Connection):
         target = request.target.decode("latin-1")
         info = RequestInfo(request.method.decode("latin-1"), target, headers)
         refusal = refusal_of(request)
-        chains = self.proxy.plan.chains(number, info, started) if refusal is None else None
-        self.number, self.request, self.started = number, info, started
         path, _, query = target.partition("?")
+        member = choose(self.proxy, self, headers, query) if refusal is None else None
+        chains = (
+            self.proxy.plan.chains(number, info, started, member=member)
+            if refusal is None
+            else None
+        )
+        self.number, self.request, self.started = number, info, started
         self.write(
             "request",
             req=number,
@@ -277,6 +283,7 @@ class HttpConnection(Connection):
                 await self.respond(outcome.status, outcome.detail)
             return outcome
         finally:
+            release(self.proxy, self)
             if self.killed is not None:
                 outcome = self.killed_outcome()
             self.write(
@@ -373,11 +380,17 @@ class UpstreamCall(trio.abc.ReceiveStream):
         proxy = self.client.proxy
         asked = trio.current_time()
         try:
-            self.stream = stream = await proxy.connect()
+            stream, self.where = await open_upstream(proxy, self.client, self.down_slots)
         except UpstreamError as error:
             raise HeadError(error.status, str(error), f"upstream-{error.kind}") from error
+        self.stream = stream
         connect_time = round(trio.current_time() - asked, 6)
-        self.client.write("upstream", upstream=str(self.where), connect_time=connect_time)
+        self.client.write(
+            "upstream",
+            upstream=str(self.where),
+            **member_fields(proxy, self.client),
+            connect_time=connect_time,
+        )
         try:
             await stream.send_all(self.conn.send(self._request()) or b"")
         except _BROKEN as error:

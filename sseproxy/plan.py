@@ -63,22 +63,38 @@ class Plan:
         spans = [(start, end) for start, end in spans if end > now]
         return min(spans) if spans else None
 
-    def chains(self, number: int, request: RequestInfo | None, now: float) -> Chains:
-        """The faults for connection `number` (1-based) starting at trio time `now`."""
+    def chains(
+        self, number: int, request: RequestInfo | None, now: float, *, member: str | None = None
+    ) -> Chains:
+        """The faults for connection `number` (1-based) starting at trio time `now`, sent
+        to pool member `member`."""
         chains = Chains()
         for index in range(len(self.scenario.faults)):
-            found = self.select(index, number, request, now, opened=now)
+            found = self.select(index, number, request, now, opened=now, member=member)
             chains.down += found.down
             chains.up += found.up
         return chains
 
     def select(
-        self, index: int, number: int, request: RequestInfo | None, now: float, *, opened: float
+        self,
+        index: int,
+        number: int,
+        request: RequestInfo | None,
+        now: float,
+        *,
+        opened: float,
+        member: str | None = None,
     ) -> Chains:
         """Fault `index` for connection `number` opened at `opened`, if it gets it (counting
-        it for `every` and `first`); `now` is later than `opened` for a fault added live."""
+        it for `every` and `first`); `now` is later than `opened` for a fault added live.
+        An `instant` fault (`restart`) acts at its window's start (or when it is added
+        live, if later) on what is open then, so an exchange that opens later does not
+        get it."""
         spec, chains = self.scenario.faults[index], Chains()
-        if not spec.match.matches(request):
+        if not spec.match.matches(request, member):
+            return chains
+        moment = max(self.started + spec.window.start, now)  # now > opened: added live
+        if getattr(spec.fault_class, "instant", False) and opened >= moment:
             return chains
         self.counts[index] += 1
         if self.counts[index] % spec.every:

@@ -21,13 +21,16 @@ from sseproxy.admission import AcceptPlan, TurnedAway, decided_at_accept
 from sseproxy.connection import Connection
 from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
+from sseproxy.pool import MemberSpec
 from sseproxy.scenario import Scenario
 from sseproxy.timescale import scaled
 from sseproxy.transport import UpstreamError, connect, upstream_error
+from sseproxy.upstreams import Balancer, RestartHook, pool_spec
 
 __all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
 
 Connector = Callable[[], Awaitable[trio.abc.Stream]]
+MemberConnector = Callable[[str], Awaitable[trio.abc.Stream]]
 Mode = Literal["http", "tcp"]
 
 
@@ -89,6 +92,15 @@ class ProxySettings:
     time_scale: float = 1.0
     """Every duration of the scenario is multiplied by this (0.1: ten times faster;
     `sseproxy.timescale`); `Proxy.set_time_scale` changes it for new connections."""
+    upstreams: tuple[MemberSpec, ...] = ()
+    """A pool (`--upstream` repeated); empty: `upstream` alone, or the scenario's
+    `[[upstreams]]` (see `sseproxy.upstreams`)."""
+    balance: str | None = None
+    """`--balance`: overrides the scenario's `balance`."""
+    hash_key: str | None = None
+    """`--hash-key`: overrides the scenario's `hash_key`."""
+    client_ip_from: str | None = None
+    """`--client-ip-from`: a request header whose first address ip_hash balances on."""
 
 
 class Proxy:
@@ -102,6 +114,7 @@ class Proxy:
         *,
         seed: int | None = None,
         connector: Connector | None = None,
+        member_connector: MemberConnector | None = None,
     ) -> None:
         self.settings = settings
         if seed is None:
@@ -114,6 +127,18 @@ class Proxy:
         """The scenario as written; the plan runs it scaled by `time_scale`."""
         self.plan = AcceptPlan(scaled(scenario, self.time_scale), seed, trio.current_time())
         self.connector = connector
+        self.member_connector = member_connector
+        """Like `connector`, per pool member (tests on memory streams)."""
+        lone = not (settings.upstreams or scenario.upstreams)
+        self.balancer = Balancer(
+            pool_spec(settings, scenario),
+            seed,
+            client_ip_from=settings.client_ip_from,
+            lone=settings.upstream if lone else None,
+        )
+        """The upstream pool (one member for a lone `--upstream`); fixed at start."""
+        self.on_restart: RestartHook | None = None
+        """Called with a member's name when a `restart` fault restarts it."""
         self.connections = 0
         self.exchanges = 0
         self.listener = "memory"
@@ -167,7 +192,12 @@ class Proxy:
                     continue  # refuses new connections only
                 request = connection.request
                 chains = self.plan.select(
-                    index, connection.number, request, now, opened=connection.started
+                    index,
+                    connection.number,
+                    request,
+                    now,
+                    opened=connection.started,
+                    member=connection.member,
                 )
                 for direction, slots in (("down", chains.down), ("up", chains.up)):
                     for link in connection.links[direction]:  # type: ignore[index]
@@ -194,13 +224,20 @@ class Proxy:
         self.exchanges += 1
         return self.exchanges
 
-    async def connect(self) -> trio.abc.Stream:
-        """A new upstream connection, or UpstreamError (refused, unreachable, timeout)."""
-        upstream, timeout = self.settings.upstream, self.settings.connect_timeout
-        if self.connector is None:
+    async def connect(
+        self, upstream: Upstream | None = None, member: str | None = None
+    ) -> trio.abc.Stream:
+        """A new upstream connection (to a pool member), or UpstreamError (refused,
+        unreachable, timeout)."""
+        upstream = upstream or self.settings.upstream
+        timeout = self.settings.connect_timeout
+        if self.connector is None and self.member_connector is None:
             return await connect(upstream.host, upstream.port, timeout)
         with trio.move_on_after(timeout):
             try:
+                if self.member_connector is not None and member is not None:
+                    return await self.member_connector(member)
+                assert self.connector is not None
                 return await self.connector()
             except OSError as error:
                 raise upstream_error(error, f"{upstream.host}:{upstream.port}") from None

@@ -28,6 +28,8 @@ from sseproxy.errors import ScenarioError
 from sseproxy.faults import all_faults, get_fault
 from sseproxy.faults.base import Fault
 from sseproxy.params import Param, ParamError, render_value, shown
+from sseproxy.pool import MemberSpec
+from sseproxy.pool_scenario import read_pool, upstream_table
 from sseproxy.units import format_duration
 
 __all__ = [
@@ -98,12 +100,13 @@ COMMON_FIELDS: tuple[Param, ...] = (
         "match",
         "table",
         'Which requests: { path = "/sse/*", method = "GET", '
-        'headers = { Accept = "text/event-stream" } }.',
+        'headers = { Accept = "text/event-stream" }, upstream = "b" } (upstream: the pool '
+        "member first chosen for the exchange or TCP connection).",
         optional=True,
     ),
 )
 _SCALAR_COMMON = {p.name: p for p in COMMON_FIELDS if p.name not in ("type", "window", "match")}
-_SCENARIO_FIELDS = ("name", "description", "source", "seed")
+_SCENARIO_FIELDS = ("name", "description", "source", "seed", "balance", "hash_key")
 MAX_FAULTS = 1000
 """Faults one scenario may have. The presets have at most a handful and generated ones a
 dozen; every connection walks the whole list, and 13,000 froze the event loop for 1.4 s."""
@@ -141,8 +144,12 @@ class Match:
     path: str | None = None
     methods: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    upstream: str | None = None
+    """A pool member's name: only exchanges (TCP: connections) sent to it."""
 
-    def matches(self, request: RequestInfo | None) -> bool:
+    def matches(self, request: RequestInfo | None, member: str | None = None) -> bool:
+        if self.upstream is not None and member != self.upstream:
+            return False
         if request is None:  # TCP mode has no request: only an empty match applies
             return not (self.path or self.methods or self.headers)
         path = request.path.split("?", 1)[0]
@@ -205,6 +212,8 @@ class FaultSpec:
                 match["method"] = list(self.match.methods)
             if self.match.headers:
                 match["headers"] = dict(self.match.headers)
+            if self.match.upstream is not None:
+                match["upstream"] = self.match.upstream
             table["match"] = match
         return table
 
@@ -217,6 +226,12 @@ class Scenario:
     seed: int | None = None
     faults: tuple[FaultSpec, ...] = ()
     path: str | None = None
+    balance: str | None = None
+    """How a pool of upstreams balances (`sseproxy.pool.BALANCES`); None: round robin."""
+    hash_key: str | None = None
+    """What `balance = "hash"` hashes: header:NAME, query:NAME or cookie:NAME."""
+    upstreams: tuple[MemberSpec, ...] = ()
+    """`[[upstreams]]`: the pool's members (`--upstream` on the command line wins)."""
 
     def to_toml(self) -> str:
         """A scenario file that loads back into an equal scenario (hypothesis replays)."""
@@ -227,6 +242,12 @@ class Scenario:
             lines.append(f"source = {_toml(self.source)}")
         if self.seed is not None:
             lines.append(f"seed = {self.seed}")
+        for key in ("balance", "hash_key"):
+            if getattr(self, key) is not None:
+                lines.append(f"{key} = {_toml(getattr(self, key))}")
+        for member in self.upstreams:
+            lines += ["", "[[upstreams]]"]
+            lines += [f"{key} = {_toml(value)}" for key, value in upstream_table(member).items()]
         for spec in self.faults:
             lines += ["", "[[faults]]"]
             lines += [f"{key} = {_toml(value)}" for key, value in spec.to_table().items()]
@@ -311,14 +332,22 @@ class _Reader:
     _known_keys: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def fail(
-        self, message: str, *, fault: int | None = None, name: str = "", key: str | None = None
+        self,
+        message: str,
+        *,
+        fault: int | None = None,
+        name: str = "",
+        key: str | None = None,
+        upstream: int | None = None,
     ) -> None:
         if self.enough():
             return
-        line = self._line(fault, key)
+        line = self._line(fault, key) if upstream is None else self._upstream_line(upstream, key)
         parts = []
         if fault is not None:
             parts.append(f"fault #{fault + 1}" + (f" ({name})" if name else ""))
+        if upstream is not None:
+            parts.append(f"upstream #{upstream + 1}" + (f" ({name})" if name else ""))
         if key is not None:
             parts.append(f"field {shown(key)}")
         file = f"{self.file}:{line}" if line else self.file
@@ -397,6 +426,14 @@ class _Reader:
                 return self._keys(n)[first]
         return None
 
+    def _upstream_line(self, index: int, key: str | None) -> int | None:
+        """The line of `key` in the index-th [[upstreams]] table (else its header)."""
+        sections = [n for n, (name, _, _) in enumerate(self._sections) if name == "upstreams"]
+        if index >= len(sections):
+            return None
+        header = self._sections[sections[index]][1] + 1
+        return self._keys(sections[index]).get(key, header) if key is not None else header
+
     def count_fault_headers(self) -> None:
         """Refuse a text with over MAX_FAULTS `[[faults]]` tables before parsing it all."""
         if self.text.count("faults") > MAX_FAULTS and len(self._fault_sections) > MAX_FAULTS:
@@ -420,10 +457,11 @@ class _Reader:
         for key in data:
             if self.enough():
                 break
-            if key not in ("scenario", "faults"):
+            if key not in ("scenario", "faults", "upstreams"):
                 self.fail(
                     f"unknown top-level key {shown(key)};"
-                    f"{_suggest(key, ('scenario', 'faults'))} allowed: [scenario], [[faults]]",
+                    f"{_suggest(key, ('scenario', 'faults', 'upstreams'))} allowed: "
+                    "[scenario], [[faults]], [[upstreams]]",
                     key=key,
                 )
         head = data.get("scenario", {})
@@ -455,6 +493,7 @@ class _Reader:
             self.fail(_too_many(len(faults)), fault=MAX_FAULTS)
             return None
         specs = [self._fault(i, table) for i, table in enumerate(faults)]
+        balance, hash_key, members = read_pool(self, head, data.get("upstreams", []), specs)
         taken: dict[str, int] = {}
         for i, spec in enumerate(specs):
             if spec is None:
@@ -478,6 +517,9 @@ class _Reader:
             seed=seed,
             faults=tuple(spec for spec in specs if spec is not None),
             path=None if self.file == "<scenario>" else self.file,
+            balance=balance,
+            hash_key=hash_key,
+            upstreams=members,
         )
 
     # -- one fault
@@ -610,12 +652,17 @@ class _Reader:
                 key="match",
             )
             return Match()
-        keys = ("path", "method", "headers")
+        keys = ("path", "method", "headers", "upstream")
         for key in raw:
             if self.enough():
                 break
             if key not in keys:
-                bad(key, f"unknown key;{_suggest(key, keys)} allowed: path, method, headers")
+                allowed = "allowed: path, method, headers, upstream"
+                bad(key, f"unknown key;{_suggest(key, keys)} {allowed}")
+        upstream = raw.get("upstream")
+        if upstream is not None and not isinstance(upstream, str):
+            bad("upstream", f"{shown(upstream)} is not a pool member's name (a string)")
+            upstream = None
         path = raw.get("path")
         if path is not None and not isinstance(path, str):
             bad("path", f"{shown(path)} is not a string (a glob such as '/events*')")
@@ -633,6 +680,7 @@ class _Reader:
             path=path,
             methods=tuple(m.upper() for m in methods),
             headers=tuple((k.lower(), v) for k, v in headers.items()),
+            upstream=upstream,
         )
 
 

@@ -13,6 +13,7 @@ import trio
 from sseproxy.connection import Connection, Direction, Outcome, outcome_of
 from sseproxy.link import FaultSlot, run_link
 from sseproxy.transport import StreamSink, UpstreamError
+from sseproxy.upstreams import choose, member_fields, open_upstream
 
 if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
@@ -31,18 +32,19 @@ class TcpConnection(Connection):
 
     async def serve(self) -> Outcome:
         self.number = self.proxy.next_exchange()
-        chains = self.proxy.plan.chains(self.number, None, self.opened)
+        member = choose(self.proxy, self, {}, "")
+        chains = self.proxy.plan.chains(self.number, None, self.opened, member=member)
         if chains.names():
             self.write("faults", req=self.number, faults=chains.names())
         try:
             asked = trio.current_time()
-            self.upstream = upstream = await self.proxy.connect()
+            upstream, where = await open_upstream(self.proxy, self, chains.down)
+            self.upstream = upstream
         except UpstreamError as error:
             return Outcome(error.by, error.reason, str(error))
         connect_time = round(trio.current_time() - asked, 6)
-        self.write(
-            "upstream", upstream=str(self.proxy.settings.upstream), connect_time=connect_time
-        )
+        fields = member_fields(self.proxy, self)
+        self.write("upstream", upstream=str(where), **fields, connect_time=connect_time)
         self.down.begin(None)
         self.up.begin(None)
         async with trio.open_nursery() as nursery:

@@ -149,9 +149,13 @@ class UpstreamError(Exception):
 
     kind: Literal["refused", "timeout", "unreachable", "overloaded"]
     message: str
+    answer: int | None = None
+    """The status to answer instead of the kind's (a `connect-retries` fault's 503)."""
 
     @property
     def status(self) -> int:
+        if self.answer is not None:
+            return self.answer
         return {"timeout": 504, "overloaded": 503}.get(self.kind, 502)
 
     @property

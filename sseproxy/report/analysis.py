@@ -22,6 +22,7 @@ from sseproxy.errors import ScenarioError
 from sseproxy.report.causes import explain, side_of
 from sseproxy.report.exchanges import streams_of
 from sseproxy.report.heartbeats import FaultInfo, heartbeats
+from sseproxy.report.members import member_rows
 from sseproxy.report.model import (
     ClientGroup,
     CloseRow,
@@ -433,6 +434,7 @@ def analyse(
         heartbeats=heartbeats(streams, faults, journals.end, time_scale=factor),
         timeline=timeline(conns, kind, found, journals.end, faults),
         notes=notes,
+        members=member_rows(wholes),
     )
     report.summary = _summary(report)
     if report.totals.span and report.durations.still_open.count:

@@ -266,6 +266,14 @@ def render_html(report: Report) -> str:
             [[s.name, s.count, _pct(s.share)] for s in t.statuses],
         )
     )
+    if report.members:
+        parts.append("<h2>Upstream members</h2>")
+        parts.append(
+            _table(
+                ["member", "exchanges", "streams", "refused", "most common end"],
+                [[m.member, m.exchanges, m.streams, m.refused, m.top_end] for m in report.members],
+            )
+        )
     if report.notes:
         parts.append(
             "<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>"

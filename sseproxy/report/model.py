@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sseproxy.report.members import MemberRow
 from sseproxy.report.stats import Summary, human_duration
 
 __all__ = [
@@ -325,3 +326,5 @@ class Report:
     notes: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     """The findings in a few sentences: top causes, heartbeat verdicts, losses."""
+    members: list[MemberRow] = field(default_factory=list)
+    """A row per upstream pool member (none for a lone upstream)."""

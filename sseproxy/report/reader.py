@@ -301,11 +301,17 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
         pass
     elif kind == "upstream":
         conn.upstream = _text(record.get("upstream")) or _text(record.get("address"))
+        conn.member = _text(record.get("member"))
+        if conn.requests:
+            conn.requests[-1].member = conn.member
         for name in ("connect_time", "connect", "elapsed", "duration"):
             value = _number(record.get(name))
             if value is not None:
                 conn.upstream_connect = value
                 break
+    elif kind == "upstream-failed":
+        member = _text(record.get("member")) or "?"
+        (conn.requests[-1] if conn.requests else conn).failed_members.append(member)
     elif kind == "event":
         conn.events.append(
             EventSeen(

@@ -43,6 +43,10 @@ class Request:
     ended_at: float | None = None
     duration: float | None = None
     """From the `ended` record: how long the exchange lasted."""
+    member: str | None = None
+    """The pool member that served it (the `upstream` record's `member`)."""
+    failed_members: list[str] = field(default_factory=list)
+    """Pool members that refused it first (`upstream-failed` records)."""
 
     @property
     def path(self) -> str:
@@ -110,6 +114,9 @@ class Connection:
     events: list[EventSeen] = field(default_factory=list)
     upstream: str | None = None
     upstream_connect: float | None = None
+    member: str | None = None
+    """TCP mode: the pool member of the connection (HTTP: per request)."""
+    failed_members: list[str] = field(default_factory=list)
     closed_at: float | None = None
     by: str | None = None
     reason: str | None = None

@@ -125,6 +125,15 @@ def render_text(report: Report) -> str:
         ]
     if t.listeners:
         out += ["", *table(["listener", "connections"], [[x.name, x.count] for x in t.listeners])]
+    if report.members:
+        out += [
+            "",
+            "UPSTREAM MEMBERS",
+            *table(
+                ["member", "exchanges", "streams", "refused", "most common end"],
+                [[m.member, m.exchanges, m.streams, m.refused, m.top_end] for m in report.members],
+            ),
+        ]
 
     out += ["", f"CLOSES ({c.population})"]
     if c.rows:

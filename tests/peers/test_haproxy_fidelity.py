@@ -215,11 +215,6 @@ def test_haproxy_answers_503_after_its_connect_retries_when_the_server_is_down(
         assert observed.complete and observed.ending == "open"  # kept alive
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known difference (docs/fidelity.md): sseproxy answers 502 at once when the "
-    "upstream refuses; HAProxy retries and answers 503 after 3 s",
-)
 def test_sseproxy_haproxy_default_answers_503_after_3s_like_haproxy(down: Down) -> None:
     ours, theirs = down.ours, down.default
     assert ours.status == theirs.status, ours.summary()

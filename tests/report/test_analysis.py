@@ -410,6 +410,7 @@ def test_json_is_complete_and_strict() -> None:
         "timeline",
         "notes",
         "summary",
+        "members",
     }
     assert data["reconnects"]["hops"][0]["client_check"] == "ok"
     assert data["timeline"]["bars"][1]["open"] is True
