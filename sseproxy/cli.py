@@ -121,6 +121,17 @@ def main() -> None:
     help="Give up connecting to the upstream after this long (then 504).",
 )
 @click.option(
+    "--upstream-ca",
+    metavar="FILE",
+    help="https:// upstreams: trust the CA certificates in FILE (PEM) instead of the system's.",
+)
+@click.option(
+    "--upstream-insecure",
+    is_flag=True,
+    help="https:// upstreams: accept any certificate, whatever its issuer or name "
+    "(self-signed test servers).",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     metavar="N",
@@ -162,6 +173,8 @@ def run(
     journal_events: bool,
     session_keys: tuple[str, ...],
     connect_timeout: str,
+    upstream_ca: str | None,
+    upstream_insecure: bool,
     max_connections: int | None,
     client_header_timeout: str,
     control_at: str | None,
@@ -173,6 +186,7 @@ def run(
     Examples:
       sseproxy run
       sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
+      sseproxy run --upstream https://api.example.com --upstream-ca ca.pem
       sseproxy run --scenario idle.toml --journal run.jsonl
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
 
@@ -208,6 +222,13 @@ def run(
             live=control is not None,
             max_connections=max_connections or default_max_connections(2 + (upstream is None)),
         )
+        if upstream_ca is not None or upstream_insecure:
+            from sseproxy.tls import client_context
+
+            if not settings.upstream.tls:
+                raise ConfigError("--upstream-ca and --upstream-insecure need an https:// upstream")
+            tls = client_context(upstream_ca, insecure=upstream_insecure)
+            settings = replace(settings, upstream_tls=tls)
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
             trio.run(
@@ -386,7 +407,16 @@ def _origin_options() -> list[click.Parameter]:
     metavar="HOST:PORT",
     help="Where to serve.",
 )
-def serve(listen_at: str, **overrides: str | None) -> None:
+@click.option(
+    "--instances",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Serve N independent instances (each its own MCP sessions) on PORT, PORT+1, ... "
+    "(port 0: free ports), as behind a load balancer.",
+)
+def serve(listen_at: str, instances: int, **overrides: str | None) -> None:
     """Serve demo SSE events (the built-in upstream).
 
     \b
@@ -396,11 +426,18 @@ def serve(listen_at: str, **overrides: str | None) -> None:
                 (any other parameter: 400); resumes after the Last-Event-ID header
       /status/N a response with status N (body: 'status N')
       /echo     POST or PUT: the body back
+      /sse      MCP legacy HTTP+SSE: the first event, `endpoint`, is where to POST
+                (/messages/?session_id=...); unknown sessions get 404
+      /mcp      MCP Streamable HTTP: initialize gives an Mcp-Session-Id; GET streams
+                notifications, resumable with Last-Event-ID; unknown sessions get 404
+      /_restart POST (loopback only): the instance forgets its sessions and drops
+                every connection, as a restarted process would
 
     \b
-    Example:
+    Examples:
       sseproxy serve --listen 127.0.0.1:9000 --heartbeat 0
       curl -N 'http://127.0.0.1:9000/events?interval=250ms'
+      sseproxy serve --listen 127.0.0.1:9001 --instances 3
     """
     import trio
 
@@ -415,21 +452,33 @@ def serve(listen_at: str, **overrides: str | None) -> None:
             if text is not None
         }
         settings = origin.OriginSettings(**values)
-        trio.run(_serve, host, port, settings)
+        if port and port + instances - 1 > 65535:
+            raise ConfigError(f"--instances {instances} from port {port} goes past 65535")
+        trio.run(_serve, host, port, settings, instances)
 
 
-async def _serve(host: str, port: int, settings: OriginSettings) -> None:
+async def _serve(host: str, port: int, settings: OriginSettings, count: int = 1) -> None:
     import trio
 
-    from sseproxy import origin
+    from sseproxy import origin_mcp
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            serve = partial(origin_mcp.serve_instances, host, port, count, settings)
             try:
-                bound = await nursery.start(origin.serve, host, port, settings)
+                instances = await nursery.start(serve)
             except OSError as error:
-                raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-            print(f"serving SSE on http://{host}:{bound}/events", flush=True)
+                where = f"{host}:{port}" if count == 1 else f"{host}:{port}-{port + count - 1}"
+                raise ConfigError(f"cannot listen on {where}: {error.strerror}") from None
+            shown = f"[{host}]" if ":" in host else host
+            for instance in instances:
+                which = f" (instance {instance.name})" if count > 1 else ""
+                print(f"serving SSE on http://{shown}:{instance.port}/events{which}")
+            print(
+                "MCP: GET /sse (legacy HTTP+SSE), /mcp (Streamable HTTP); "
+                "POST /_restart forgets an instance's sessions",
+                flush=True,
+            )
             async for _ in signals:
                 break
             nursery.cancel_scope.cancel()
