@@ -132,6 +132,13 @@ def main() -> None:
     "(self-signed test servers).",
 )
 @click.option(
+    "--listen-cert",
+    metavar="FILE",
+    help="Listen with TLS (https) using this certificate chain (PEM); the key is in "
+    "--listen-key or in the same file.",
+)
+@click.option("--listen-key", metavar="FILE", help="The private key for --listen-cert (PEM).")
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     metavar="N",
@@ -175,6 +182,8 @@ def run(
     connect_timeout: str,
     upstream_ca: str | None,
     upstream_insecure: bool,
+    listen_cert: str | None,
+    listen_key: str | None,
     max_connections: int | None,
     client_header_timeout: str,
     control_at: str | None,
@@ -229,6 +238,12 @@ def run(
                 raise ConfigError("--upstream-ca and --upstream-insecure need an https:// upstream")
             tls = client_context(upstream_ca, insecure=upstream_insecure)
             settings = replace(settings, upstream_tls=tls)
+        if listen_cert is not None or listen_key is not None:
+            from sseproxy.tls import server_context
+
+            if listen_cert is None:
+                raise ConfigError("--listen-key needs --listen-cert FILE")
+            settings = replace(settings, listen_tls=server_context(listen_cert, listen_key))
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
             trio.run(
@@ -335,14 +350,15 @@ async def _proxy(
             await nursery.start(serve_proxy, proxy, listener)
             shown = f"[{host}]" if ":" in host else host
             what = "built-in demo server" if builtin else "upstream"
-            print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what} {upstream}", file=out)
+            at = f"{'https' if settings.listen_tls else 'http'}://{shown}:{bound}"
+            print(f"sseproxy {mode} proxy on {at} -> {what} {upstream}", file=out)
             faults = ", ".join(spec.name for spec in scenario.faults) or "none"
             print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
             if mode == "http" and builtin:
-                print(f"try: curl -N http://{shown}:{bound}/events", file=out)
+                print(f"try: curl -N {at}/events", file=out)
             elif mode == "http":
                 print(
-                    f"try: curl -N http://{shown}:{bound}/PATH (PATH: where {upstream} "
+                    f"try: curl -N {at}/PATH (PATH: where {upstream} "
                     "serves its event stream; requests keep their path)",
                     file=out,
                 )

@@ -92,6 +92,8 @@ class ProxySettings:
     (HTTP: 503), journaled as `proxy-overloaded`. None: no cap."""
     upstream_tls: ssl.SSLContext | None = None
     """TLS for an `https://` upstream (`sseproxy.tls.client_context`); None: the system's CAs."""
+    listen_tls: ssl.SSLContext | None = None
+    """Clients speak TLS to the proxy (`sseproxy.tls.server_context`); None: plain."""
 
 
 class Proxy:

@@ -14,6 +14,10 @@ proxy would send a FIN to the upstream (TCP mode, the client half-closed) it sen
 `close_notify` and closes the connection instead; what the upstream had not sent yet
 is lost. A `reset` still sends an RST (`transport.abort` finds the socket under the
 TLS stream).
+
+The proxy can also listen with TLS (`--listen-cert`, `--listen-key`) for clients that
+only speak https: the handshake happens on the connection's first read, within
+`--client-header-timeout`; a `reset` towards such a client is still an RST.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import trio
 from sseproxy.errors import ConfigError
 from sseproxy.transport import UpstreamError
 
-__all__ = ["client_context", "default_context", "open_tls"]
+__all__ = ["client_context", "default_context", "open_tls", "server_context"]
 
 
 def client_context(ca_file: str | Path | None = None, *, insecure: bool = False) -> ssl.SSLContext:
@@ -48,6 +52,23 @@ def client_context(ca_file: str | Path | None = None, *, insecure: bool = False)
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def server_context(cert_file: str | Path, key_file: str | Path | None = None) -> ssl.SSLContext:
+    """The context for a TLS listener (`--listen-cert`, `--listen-key`): the certificate
+    chain and its key (PEM; the key may be in the certificate's file). A file that cannot
+    be read is a ConfigError."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert_file), None if key_file is None else str(key_file))
+    except FileNotFoundError as error:
+        raise ConfigError(f"--listen-cert/--listen-key: no such file: {error.filename}") from None
+    except (OSError, ssl.SSLError) as error:
+        detail = getattr(error, "strerror", None) or error
+        raise ConfigError(
+            f"--listen-cert {cert_file}: not a PEM certificate with its key ({detail})"
+        ) from None
     return context
 
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,10 +21,13 @@ import trio
 
 from sseproxy import origin
 from sseproxy.errors import ConfigError
-from sseproxy.proxy import Upstream
+from sseproxy.journal import Journal
+from sseproxy.proxy import Proxy, ProxySettings, Upstream
+from sseproxy.server import listen, serve_proxy
 from sseproxy.testing import open_proxy, parse_sse
 from sseproxy.tls import client_context
 from sseproxy.transport import abort
+from tests.harness import scenario_of
 from tests.subprocesses import Lines
 
 trustme = pytest.importorskip("trustme")
@@ -321,3 +325,72 @@ async def test_tcp_mode_a_client_half_close_becomes_a_full_close_of_the_tls_upst
     assert upstream_saw == [b"hello"]
     assert received == b""
     assert (closed["by"], closed["reason"]) == ("client", "client-closed")
+
+
+# -- a TLS listener (--listen-cert, --listen-key) ------------------------------------------
+
+
+@asynccontextmanager
+async def tls_listener_proxy(ca: object, toml: str = "") -> AsyncIterator[tuple[int, Any]]:
+    """The built-in origin (plain) behind a proxy that listens with TLS; yields its port."""
+    async with trio.open_nursery() as nursery:
+        origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, FEW)
+        listener = await listen("127.0.0.1", 0)
+        port: int = listener.socket.getsockname()[1]
+        settings = ProxySettings(
+            Upstream("127.0.0.1", origin_port), listen_tls=server_context(ca, "127.0.0.1")
+        )
+        proxy = Proxy(settings, scenario_of(toml), Journal(keep=True))
+        await nursery.start(serve_proxy, proxy, listener)
+        yield port, proxy
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_tls_listener_serves_https_clients(ca: object, ca_file: Path) -> None:
+    with trio.fail_after(5):
+        async with tls_listener_proxy(ca) as (port, _):
+            verify = client_context(ca_file)
+            response = await trio.to_thread.run_sync(
+                lambda: httpx.get(f"https://127.0.0.1:{port}/events", verify=verify, timeout=5)
+            )
+    assert response.status_code == 200
+    assert [e.id for e in parse_sse(response.content)] == ["1", "2", "3"]
+
+
+async def test_a_reset_towards_a_tls_client_is_a_real_rst(ca: object, ca_file: Path) -> None:
+    with trio.fail_after(5):
+        async with tls_listener_proxy(ca, '[[faults]]\ntype = "reset"\nevents = 1\n') as (port, _):
+            raw = await trio.open_tcp_stream("127.0.0.1", port)
+            client = trio.SSLStream(raw, client_context(ca_file), server_hostname="127.0.0.1")
+            await client.send_all(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+            received = b""
+            with pytest.raises(trio.BrokenResourceError) as broken:
+                while data := await client.receive_some(65536):
+                    received += data
+    assert isinstance(broken.value.__cause__, ConnectionResetError)
+    assert received.startswith(b"HTTP/1.1 200 ") and b'"n": 1' in received
+
+
+def test_listen_key_needs_listen_cert() -> None:
+    result = run_cli("--upstream", "http://127.0.0.1:1", "--listen-key", "key.pem")
+    assert result.returncode == 2
+    assert "--listen-key needs --listen-cert" in result.stderr
+
+
+def test_run_listens_with_tls(ca: object, tmp_path: Path, ca_file: Path) -> None:
+    cert = ca.issue_cert("127.0.0.1")  # type: ignore[attr-defined]
+    chain = tmp_path / "proxy.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    command = [sys.executable, "-m", "sseproxy", "run", "--listen", "127.0.0.1:0"]
+    with subprocess.Popen(
+        [*command, "--listen-cert", str(chain)], stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            found = Lines(process.stdout).wait_for(r"proxy on (https://\S+) -> ")
+            url = f"{found[1]}/events?count=1&interval=0"
+            response = httpx.get(url, verify=client_context(ca_file), timeout=5)
+            assert [e.id for e in parse_sse(response.content)] == ["1"]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
