@@ -300,7 +300,9 @@ class Instance:
         n = first
         next_beat = trio.current_time() + heartbeat if heartbeat else math.inf
         while self.settings.count is None or n <= self.settings.count:
-            due = session.started + n * interval
+            due = session.started + n * interval if interval else math.inf  # 0: none
+            if math.isinf(due) and math.isinf(next_beat):
+                break
             if next_beat < due:
                 await trio.sleep_until(next_beat)
                 next_beat += heartbeat

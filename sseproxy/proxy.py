@@ -59,7 +59,7 @@ class Upstream:
             raise ConfigError(f"upstream {text!r}: give a port, e.g. http://127.0.0.1:9000")
         if parts.path not in ("", "/"):
             raise ConfigError(f"upstream {text!r}: give no path; requests keep their own")
-        return cls(parts.hostname or "127.0.0.1", port, parts.scheme == "https")
+        return cls(parts.hostname or "127.0.0.1", port, tls=parts.scheme == "https")
 
     @property
     def authority(self) -> str:

@@ -338,3 +338,16 @@ def test_serve_instances_prints_each_instance() -> None:
         finally:
             p.terminate()
             p.wait(timeout=10)
+
+
+async def test_streamable_get_with_interval_0_sends_no_notifications(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with instance_rig(OriginSettings(interval=0, heartbeat=0)) as (_, connect):
+        _, session = await initialize(connect)
+        stream = connect()
+        sse = {"accept": "text/event-stream", "mcp-session-id": session}
+        assert (await stream.request("GET", "/mcp", b"", sse)).status_code == 200
+        with trio.move_on_after(3600) as waited:
+            await stream.chunk()
+        assert waited.cancelled_caught

@@ -221,7 +221,7 @@ async def test_abort_resets_the_socket_under_a_tls_stream(ca: object, ca_file: P
 
 
 def test_upstream_parse_knows_https() -> None:
-    assert Upstream.parse("https://api.example.com") == Upstream("api.example.com", 443, True)
+    assert Upstream.parse("https://api.example.com") == Upstream("api.example.com", 443, tls=True)
     assert str(Upstream.parse("https://api.example.com:8443")) == "https://api.example.com:8443"
     assert Upstream.parse("https://h:443").authority == "h"
     assert Upstream.parse("http://h:443").authority == "h:443"
