@@ -193,9 +193,8 @@ class Proxy:
             return stream
         from sseproxy.tls import open_tls
 
-        left = max(0.0, deadline - trio.current_time())
         tls = self.settings.upstream_tls
-        return await open_tls(stream, upstream.host, upstream.port, tls, left)
+        return await open_tls(stream, upstream.host, upstream.port, tls, timeout, deadline)
 
     async def _connect(self, upstream: Upstream, timeout: float) -> trio.abc.Stream:
         if self.connector is None:

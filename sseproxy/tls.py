@@ -84,10 +84,12 @@ async def open_tls(
     port: int,
     context: ssl.SSLContext | None,
     timeout: float,
+    deadline: float | None = None,
 ) -> trio.SSLStream[trio.abc.Stream]:
     """`stream` after a TLS handshake with `host` (SNI and the name checked), or
-    UpstreamError: `tls-error` (502) with the reason, `timeout` (504). On an error the
-    stream is closed."""
+    UpstreamError: `tls-error` (502) with the reason, `timeout` (504) past `deadline`
+    (default: `timeout` from now; the connect timeout covers connect and handshake).
+    On an error the stream is closed."""
     where = f"{host}:{port}"
     # https_compatible: like browsers and nginx, do not insist on close_notify (HTTP's
     # own framing tells a cut body from a whole one) nor wait for the peer's on close.
@@ -95,7 +97,7 @@ async def open_tls(
         stream, context or default_context(), server_hostname=host, https_compatible=True
     )
     try:
-        with trio.fail_after(timeout):
+        with trio.fail_at(trio.current_time() + timeout if deadline is None else deadline):
             await tls.do_handshake()
     except trio.TooSlowError:
         await trio.aclose_forcefully(stream)

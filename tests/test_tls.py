@@ -394,3 +394,26 @@ def test_run_listens_with_tls(ca: object, tmp_path: Path, ca_file: Path) -> None
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+async def test_a_handshake_that_never_ends_is_a_504_within_the_connect_timeout() -> None:
+    async def silent(stream: trio.abc.Stream) -> None:
+        await trio.sleep_forever()  # accepts, never answers the ClientHello
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            port = listeners[0].socket.getsockname()[1]
+            nursery.start_soon(trio.serve_listeners, silent, listeners)
+            async with open_proxy(f"https://127.0.0.1:{port}", connect_timeout=0.3) as proxy:
+                started = trio.current_time()
+                response = await trio.to_thread.run_sync(
+                    lambda: httpx.get(f"{proxy.url}/events", timeout=5)
+                )
+                waited = trio.current_time() - started
+                [ended] = await proxy.wait_for("ended")
+            nursery.cancel_scope.cancel()
+    assert response.status_code == 504
+    assert "did not finish the TLS handshake within 0.3s" in response.text
+    assert (ended["by"], ended["reason"]) == ("upstream", "upstream-timeout")
+    assert 0.3 <= waited < 2
