@@ -17,9 +17,7 @@ SDK (PyPI) serves them:
   /mcp` streams notifications (`notifications/message`, one every `interval`, ids 1, 2,
   ...), resumable with `Last-Event-ID`; `DELETE /mcp` ends the session.
 
-The JSON-RPC side is the least a real client needs: `initialize`, `ping`, `tools/list`,
-`tools/call` of the tools `echo` (its `text` back) and `instance` (which instance answered,
-so tests see where a balancer sent them), `logging/setLevel`.
+The JSON-RPC side (`sseproxy.mcp_rpc`) is the least a real client needs.
 
 `POST /_restart` (loopback clients only) plays a process restart: the instance forgets
 every session and closes every other connection at once, a streaming response without its
@@ -30,25 +28,23 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
-import json
 import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qsl
 
 import h11
 import trio
 
 from sseproxy import origin
+from sseproxy.mcp_rpc import INVALID_REQUEST, PARSE_ERROR, Json, answer, dumps, parse
 from sseproxy.origin import OriginSettings
 from sseproxy.words import plural
 
-__all__ = ["PROTOCOL_VERSIONS", "Instance", "serve_instance", "serve_instances"]
+__all__ = ["Instance", "serve_instance", "serve_instances"]
 
-PROTOCOL_VERSIONS: Final = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-"""The initialize-handshake revisions answered (the SDK's HANDSHAKE_PROTOCOL_VERSIONS)."""
 MESSAGES_PATH: Final = "/messages/"
 _QUEUE: Final = 64  # responses waiting for a legacy stream; past it a POST gets 503
 _JSON: Final = "application/json"
@@ -57,12 +53,7 @@ _STREAM_HEADERS: Final = [
     ("Cache-Control", "no-store"),
     ("X-Accel-Buffering", "no"),
 ]
-INVALID_REQUEST: Final = -32600
-METHOD_NOT_FOUND: Final = -32601
-INVALID_PARAMS: Final = -32602
-PARSE_ERROR: Final = -32700
 
-Json = dict[str, Any]
 _CONNECTION: contextvars.ContextVar[trio.CancelScope] = contextvars.ContextVar("connection")
 Route = Callable[["origin._Exchange", h11.Request, str, bytes], Awaitable[None]]
 
@@ -155,7 +146,7 @@ class Instance:
             "sessions": self.sessions,
             "restarts": self.restarts,
         }
-        await ex.reply(200, _dumps(about).encode(), content_type=_JSON)
+        await ex.reply(200, dumps(about).encode(), content_type=_JSON)
 
     # -- legacy HTTP+SSE ---------------------------------------------------------------
 
@@ -190,14 +181,14 @@ class Instance:
         if stream is None:
             await ex.reply(404, b"Could not find session")
             return
-        message = _parse(b)
+        message = parse(b)
         if message is None:
             await ex.reply(400, b"Could not parse message")
             return
-        answer = self.answer(message)
-        if answer is not None:
+        reply = answer(message, self.name)
+        if reply is not None:
             try:
-                stream.send_nowait(_sse_event(_dumps(answer), "message"))
+                stream.send_nowait(_sse_event(dumps(reply), "message"))
             except trio.WouldBlock:
                 await ex.reply(503, b"the session's stream is not being read")
                 return
@@ -228,7 +219,7 @@ class Instance:
                 text = "Unsupported Media Type: Content-Type must be application/json"
                 await _error(ex, 415, text)
                 return
-            message = _parse(b)
+            message = parse(b)
             if message is None:
                 await _error(ex, 400, "Parse error", PARSE_ERROR)
                 return
@@ -252,18 +243,18 @@ class Instance:
             await self._notifications(ex, session, headers.get("last-event-id"), echo)
         else:
             assert message is not None
-            answer = self.answer(message)
-            if answer is None:
+            reply = answer(message, self.name)
+            if reply is None:
                 await ex.reply(202, b"", content_type=_JSON, headers=echo)
             else:
-                await ex.reply(200, _dumps(answer).encode(), content_type=_JSON, headers=echo)
+                await ex.reply(200, dumps(reply).encode(), content_type=_JSON, headers=echo)
 
     async def _initialize(self, ex: origin._Exchange, message: Json) -> None:
         session_id = uuid.uuid4().hex
         self.streamable[session_id] = _Streamed(trio.current_time())
-        answer = self.answer(message)
+        reply = answer(message, self.name)
         echo = [("Mcp-Session-Id", session_id)]
-        await ex.reply(200, _dumps(answer).encode(), content_type=_JSON, headers=echo)
+        await ex.reply(200, dumps(reply).encode(), content_type=_JSON, headers=echo)
 
     async def _notifications(
         self,
@@ -314,89 +305,14 @@ class Instance:
                 "method": "notifications/message",
                 "params": {"level": "info", "logger": self.name, "data": {"n": n}},
             }
-            await ex.send(h11.Data(data=_sse_event(_dumps(note), "message", str(n))))
+            await ex.send(h11.Data(data=_sse_event(dumps(note), "message", str(n))))
             n += 1
         await trio.sleep_forever()  # the stream stays open, as the SDK's does
-
-    # -- JSON-RPC ----------------------------------------------------------------------
-
-    def answer(self, message: Json) -> Json | None:
-        """The response to a JSON-RPC request; None for notifications and responses."""
-        method, ident = message.get("method"), message.get("id")
-        if not isinstance(method, str) or "id" not in message:
-            return None
-        params = message.get("params") or {}
-        try:
-            result = self._result(method, params if isinstance(params, dict) else {})
-        except _RpcError as error:
-            error_body = {"code": error.code, "message": error.message}
-            return {"jsonrpc": "2.0", "id": ident, "error": error_body}
-        return {"jsonrpc": "2.0", "id": ident, "result": result}
-
-    def _result(self, method: str, params: Json) -> Json:
-        if method == "initialize":
-            asked = params.get("protocolVersion")
-            version = asked if asked in PROTOCOL_VERSIONS else PROTOCOL_VERSIONS[-1]
-            return {
-                "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": False}, "logging": {}},
-                "serverInfo": {"name": f"sseproxy-origin {self.name}", "version": "1"},
-            }
-        if method in ("ping", "logging/setLevel"):
-            return {}
-        if method == "tools/list":
-            return {"tools": _TOOLS}
-        if method == "tools/call":
-            name, arguments = params.get("name"), params.get("arguments") or {}
-            if name == "echo":
-                text = str(arguments.get("text", ""))
-            elif name == "instance":
-                text = self.name
-            else:
-                raise _RpcError(INVALID_PARAMS, f"Unknown tool: {name}")
-            return {"content": [{"type": "text", "text": text}], "isError": False}
-        raise _RpcError(METHOD_NOT_FOUND, "Method not found")
-
-
-_TOOLS: Final = [
-    {
-        "name": "echo",
-        "description": "Return the text it is given.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {"text": {"type": "string"}},
-            "required": ["text"],
-        },
-    },
-    {
-        "name": "instance",
-        "description": "Which instance of the built-in server answered.",
-        "inputSchema": {"type": "object", "properties": {}},
-    },
-]
-
-
-class _RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 def _sse_event(data: str, event: str, ident: str | None = None) -> bytes:
     lines = [f"event: {event}"] + ([f"id: {ident}"] if ident else []) + [f"data: {data}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _parse(body: bytes) -> Json | None:
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) and message.get("jsonrpc") == "2.0" else None
 
 
 def _accepts(accept: str, kind: str) -> bool:
@@ -413,7 +329,7 @@ async def _error(
 ) -> None:
     """A JSON-RPC error body without a request id, as the SDK's transports answer."""
     body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
-    await ex.reply(status, _dumps(body).encode(), content_type=_JSON, headers=headers)
+    await ex.reply(status, dumps(body).encode(), content_type=_JSON, headers=headers)
 
 
 async def _allow(ex: origin._Exchange, method: str) -> bool:

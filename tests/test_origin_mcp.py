@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio.testing
 
+from sseproxy.mcp_rpc import answer
 from sseproxy.origin import OriginSettings
 from sseproxy.origin_mcp import Instance, _loopback, serve_instances
 from sseproxy.testing import parse_sse
@@ -351,3 +352,45 @@ async def test_streamable_get_with_interval_0_sends_no_notifications(
         with trio.move_on_after(3600) as waited:
             await stream.chunk()
         assert waited.cancelled_caught
+
+
+# -- the JSON-RPC answers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"method": "ping", "id": 7}, {"result": {}}),
+        (
+            {"method": "resources/list", "id": 7},
+            {"error": {"code": -32601, "message": "Method not found"}},
+        ),
+        (
+            {"method": "tools/call", "id": 7, "params": {"name": "nope"}},
+            {"error": {"code": -32602, "message": "Unknown tool: nope"}},
+        ),
+        ({"method": "notifications/initialized"}, None),
+        ({"id": 7, "result": {}}, None),  # a client's response to a server request
+    ],
+)
+def test_answers(message: dict[str, Any], expected: dict[str, Any] | None) -> None:
+    reply = answer({"jsonrpc": "2.0", **message}, "i1")
+    assert reply == (None if expected is None else {"jsonrpc": "2.0", "id": 7, **expected})
+
+
+def test_initialize_keeps_a_handshake_version_and_counters_others() -> None:
+    def version(asked: str) -> str:
+        reply = answer(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": asked},
+            },
+            "i1",
+        )
+        assert reply is not None
+        return str(reply["result"]["protocolVersion"])
+
+    assert version("2025-03-26") == "2025-03-26"
+    assert version("2026-07-28") == "2025-11-25"
