@@ -142,6 +142,24 @@ def main() -> None:
     help="Give up connecting to the upstream after this long (then 504).",
 )
 @click.option(
+    "--upstream-ca",
+    metavar="FILE",
+    help="https:// upstreams: trust the CA certificates in FILE (PEM) instead of the system's.",
+)
+@click.option(
+    "--upstream-insecure",
+    is_flag=True,
+    help="https:// upstreams: accept any certificate, whatever its issuer or name "
+    "(self-signed test servers).",
+)
+@click.option(
+    "--listen-cert",
+    metavar="FILE",
+    help="Listen with TLS (https) using this certificate chain (PEM); the key is in "
+    "--listen-key or in the same file.",
+)
+@click.option("--listen-key", metavar="FILE", help="The private key for --listen-cert (PEM).")
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     metavar="N",
@@ -199,6 +217,10 @@ def run(
     journal_events: bool,
     session_keys: tuple[str, ...],
     connect_timeout: str,
+    upstream_ca: str | None,
+    upstream_insecure: bool,
+    listen_cert: str | None,
+    listen_key: str | None,
     max_connections: int | None,
     client_header_timeout: str,
     control_at: str | None,
@@ -212,6 +234,7 @@ def run(
     Examples:
       sseproxy run
       sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
+      sseproxy run --upstream https://api.example.com --upstream-ca ca.pem
       sseproxy run --scenario idle.toml --journal run.jsonl
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
       sseproxy run --scenario nginx-default --time-scale 0.1   (60s timeouts take 6s)
@@ -261,6 +284,19 @@ def run(
             hash_key=hash_key,
             client_ip_from=client_ip_from,
         )
+        if upstream_ca is not None or upstream_insecure:
+            from sseproxy.tls import client_context
+
+            if not settings.upstream.tls:
+                raise ConfigError("--upstream-ca and --upstream-insecure need an https:// upstream")
+            tls = client_context(upstream_ca, insecure=upstream_insecure)
+            settings = replace(settings, upstream_tls=tls)
+        if listen_cert is not None or listen_key is not None:
+            from sseproxy.tls import server_context
+
+            if listen_cert is None:
+                raise ConfigError("--listen-key needs --listen-cert FILE")
+            settings = replace(settings, listen_tls=server_context(listen_cert, listen_key))
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
             trio.run(
@@ -383,16 +419,17 @@ async def _proxy(
             if pool.named:
                 listed = ", ".join(f"{n}={u}" for n, u in pool.upstreams.items())
                 what = f"{pool.spec.balance} pool {listed}"
-            print(f"sseproxy {mode} proxy on http://{shown}:{bound} -> {what}", file=out)
+            at = f"{'https' if settings.listen_tls else 'http'}://{shown}:{bound}"
+            print(f"sseproxy {mode} proxy on {at} -> {what}", file=out)
             faults = ", ".join(spec.name for spec in scenario.faults) or "none"
             print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
             if proxy.time_scale != 1:
                 print(_time_scale_line(proxy.time_scale), file=out)
             if mode == "http" and builtin:
-                print(f"try: curl -N http://{shown}:{bound}/events", file=out)
+                print(f"try: curl -N {at}/events", file=out)
             elif mode == "http":
                 print(
-                    f"try: curl -N http://{shown}:{bound}/PATH (PATH: where {upstream} "
+                    f"try: curl -N {at}/PATH (PATH: where {upstream} "
                     "serves its event stream; requests keep their path)",
                     file=out,
                 )
@@ -466,7 +503,16 @@ def _origin_options() -> list[click.Parameter]:
     metavar="HOST:PORT",
     help="Where to serve.",
 )
-def serve(listen_at: str, **overrides: str | None) -> None:
+@click.option(
+    "--instances",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Serve N independent instances (each its own MCP sessions) on PORT, PORT+1, ... "
+    "(port 0: free ports), as behind a load balancer.",
+)
+def serve(listen_at: str, instances: int, **overrides: str | None) -> None:
     """Serve demo SSE events (the built-in upstream).
 
     \b
@@ -476,11 +522,18 @@ def serve(listen_at: str, **overrides: str | None) -> None:
                 (any other parameter: 400); resumes after the Last-Event-ID header
       /status/N a response with status N (body: 'status N')
       /echo     POST or PUT: the body back
+      /sse      MCP legacy HTTP+SSE: the first event, `endpoint`, is where to POST
+                (/messages/?session_id=...); unknown sessions get 404
+      /mcp      MCP Streamable HTTP: initialize gives an Mcp-Session-Id; GET streams
+                notifications, resumable with Last-Event-ID; unknown sessions get 404
+      /_restart POST (loopback only): the instance forgets its sessions and drops
+                every connection, as a restarted process would
 
     \b
-    Example:
+    Examples:
       sseproxy serve --listen 127.0.0.1:9000 --heartbeat 0
       curl -N 'http://127.0.0.1:9000/events?interval=250ms'
+      sseproxy serve --listen 127.0.0.1:9001 --instances 3
     """
     import trio
 
@@ -495,21 +548,33 @@ def serve(listen_at: str, **overrides: str | None) -> None:
             if text is not None
         }
         settings = origin.OriginSettings(**values)
-        trio.run(_serve, host, port, settings)
+        if port and port + instances - 1 > 65535:
+            raise ConfigError(f"--instances {instances} from port {port} goes past 65535")
+        trio.run(_serve, host, port, settings, instances)
 
 
-async def _serve(host: str, port: int, settings: OriginSettings) -> None:
+async def _serve(host: str, port: int, settings: OriginSettings, count: int = 1) -> None:
     import trio
 
-    from sseproxy import origin
+    from sseproxy import origin_mcp
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
+            serve = partial(origin_mcp.serve_instances, host, port, count, settings)
             try:
-                bound = await nursery.start(origin.serve, host, port, settings)
+                instances = await nursery.start(serve)
             except OSError as error:
-                raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-            print(f"serving SSE on http://{host}:{bound}/events", flush=True)
+                where = f"{host}:{port}" if count == 1 else f"{host}:{port}-{port + count - 1}"
+                raise ConfigError(f"cannot listen on {where}: {error.strerror}") from None
+            shown = f"[{host}]" if ":" in host else host
+            for instance in instances:
+                which = f" (instance {instance.name})" if count > 1 else ""
+                print(f"serving SSE on http://{shown}:{instance.port}/events{which}")
+            print(
+                "MCP: GET /sse (legacy HTTP+SSE), /mcp (Streamable HTTP); "
+                "POST /_restart forgets an instance's sessions",
+                flush=True,
+            )
             async for _ in signals:
                 break
             nursery.cancel_scope.cancel()

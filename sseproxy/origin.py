@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from http import HTTPStatus
 from typing import Any, Final, Literal
@@ -246,12 +246,18 @@ def _reason(status: int) -> str:
         return ""
 
 
-async def handle_connection(stream: trio.abc.Stream, settings: OriginSettings) -> None:
+Dispatch = Callable[["_Exchange", h11.Request, bytes, OriginSettings], Awaitable[None]]
+"""Answers one request (`_dispatch`; `origin_mcp.Instance.dispatch` adds its routes)."""
+
+
+async def handle_connection(
+    stream: trio.abc.Stream, settings: OriginSettings, dispatch: Dispatch | None = None
+) -> None:
     """Serve HTTP/1.1 requests on `stream` until the client closes it or goes away."""
     ex = _Exchange(stream)
     try:
         try:
-            while await _serve_one(ex, settings):
+            while await _serve_one(ex, settings, dispatch or _dispatch):
                 ex.conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
             if ex.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -262,7 +268,7 @@ async def handle_connection(stream: trio.abc.Stream, settings: OriginSettings) -
         await trio.aclose_forcefully(stream)
 
 
-async def _serve_one(ex: _Exchange, settings: OriginSettings) -> bool:
+async def _serve_one(ex: _Exchange, settings: OriginSettings, dispatch: Dispatch) -> bool:
     """Answer one request; True when the connection can carry another."""
     ex.method = ""
     request = await ex.next_event()
@@ -273,7 +279,7 @@ async def _serve_one(ex: _Exchange, settings: OriginSettings) -> bool:
     if body is None:
         await ex.reply(413, f"request body larger than {MAX_SIZE} bytes\n".encode(), close=True)
         return False
-    await _dispatch(ex, request, body, settings)
+    await dispatch(ex, request, body, settings)
     return ex.conn.our_state is h11.DONE and ex.conn.their_state is h11.DONE
 
 

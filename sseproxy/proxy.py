@@ -8,6 +8,7 @@ socket or one end of a memory stream pair is not its business (nor is the upstre
 from __future__ import annotations
 
 import random
+import ssl
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,35 +39,39 @@ Mode = Literal["http", "tcp"]
 class Upstream:
     host: str
     port: int
+    tls: bool = False
+    """`https://`: TLS to the upstream (`sseproxy.tls`; the proxy's clients still speak
+    plain HTTP to the proxy)."""
 
     @classmethod
     def parse(cls, text: str) -> Upstream:
-        """'http://localhost:9000', 'localhost:9000' or ':9000' (loopback)."""
+        """'http://localhost:9000', 'https://api.example.com', 'localhost:9000' or ':9000'
+        (loopback)."""
         parts = urlsplit(text if "//" in text else f"//{text}")
-        if parts.scheme not in ("", "http", "tcp"):
+        if parts.scheme not in ("", "http", "https", "tcp"):
             raise ConfigError(
                 f"upstream {text!r}: scheme {parts.scheme!r} is not supported; use http:// "
-                "(for TLS upstreams use --mode tcp)"
+                "or https://"
             )
         try:
             port = parts.port
         except ValueError:
             raise ConfigError(f"upstream {text!r}: the port is not a number") from None
         if port is None:
-            port = 80 if parts.scheme == "http" else None
+            port = {"http": 80, "https": 443}.get(parts.scheme)
         if port is None:
             raise ConfigError(f"upstream {text!r}: give a port, e.g. http://127.0.0.1:9000")
         if parts.path not in ("", "/"):
             raise ConfigError(f"upstream {text!r}: give no path; requests keep their own")
-        return cls(parts.hostname or "127.0.0.1", port)
+        return cls(parts.hostname or "127.0.0.1", port, tls=parts.scheme == "https")
 
     @property
     def authority(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == 80 else f"{host}:{self.port}"
+        return host if self.port == (443 if self.tls else 80) else f"{host}:{self.port}"
 
     def __str__(self) -> str:
-        return f"http://{self.authority}"
+        return f"{'https' if self.tls else 'http'}://{self.authority}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,10 @@ class ProxySettings:
     """`--hash-key`: overrides the scenario's `hash_key`."""
     client_ip_from: str | None = None
     """`--client-ip-from`: a request header whose first address ip_hash balances on."""
+    upstream_tls: ssl.SSLContext | None = None
+    """TLS for an `https://` upstream (`sseproxy.tls.client_context`); None: the system's CAs."""
+    listen_tls: ssl.SSLContext | None = None
+    """Clients speak TLS to the proxy (`sseproxy.tls.server_context`); None: plain."""
 
 
 class Proxy:
@@ -228,9 +237,21 @@ class Proxy:
         self, upstream: Upstream | None = None, member: str | None = None
     ) -> trio.abc.Stream:
         """A new upstream connection (to a pool member), or UpstreamError (refused,
-        unreachable, timeout)."""
+        unreachable, timeout, a failed TLS handshake)."""
         upstream = upstream or self.settings.upstream
         timeout = self.settings.connect_timeout
+        deadline = trio.current_time() + timeout
+        stream = await self._connect(upstream, member, timeout)
+        if not upstream.tls:
+            return stream
+        from sseproxy.tls import open_tls
+
+        tls = self.settings.upstream_tls
+        return await open_tls(stream, upstream.host, upstream.port, tls, timeout, deadline)
+
+    async def _connect(
+        self, upstream: Upstream, member: str | None, timeout: float
+    ) -> trio.abc.Stream:
         if self.connector is None and self.member_connector is None:
             return await connect(upstream.host, upstream.port, timeout)
         with trio.move_on_after(timeout):

@@ -131,4 +131,7 @@ async def _accept(proxy: Proxy, listener: trio.SocketListener, nursery: trio.Nur
             paused = None
         with contextlib.suppress(OSError):  # the client may be gone already
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        nursery.start_soon(proxy.handle, stream, _peer(stream))
+        client: trio.abc.Stream = stream
+        if proxy.settings.listen_tls is not None:  # the handshake: on the first read
+            client = trio.SSLStream(stream, proxy.settings.listen_tls, server_side=True)
+        nursery.start_soon(proxy.handle, client, _peer(stream))

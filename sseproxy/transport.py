@@ -96,6 +96,9 @@ def _stream_error(error: OSError) -> trio.BrokenResourceError | trio.ClosedResou
 
 
 def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket under a stream, seen through TLS (`trio.SSLStream.transport_stream`)."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     sock = getattr(stream, "socket", None)
     return sock if isinstance(sock, trio.socket.SocketType) else None
 
@@ -144,10 +147,11 @@ class UpstreamError(Exception):
     """Could not reach the upstream; `kind` picks the status a real proxy would answer.
 
     `overloaded`: the proxy itself ran out (of file descriptors, buffers): the upstream is
-    not to blame, and the client gets 503 as from `--max-connections`.
+    not to blame, and the client gets 503 as from `--max-connections`. `tls-error`: the
+    TLS handshake with an `https://` upstream failed (see `sseproxy.tls`).
     """
 
-    kind: Literal["refused", "timeout", "unreachable", "overloaded"]
+    kind: Literal["refused", "timeout", "unreachable", "overloaded", "tls-error"]
     message: str
     answer: int | None = None
     """The status to answer instead of the kind's (a `connect-retries` fault's 503)."""

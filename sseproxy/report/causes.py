@@ -28,6 +28,8 @@ EXPLANATIONS: Mapping[str, str] = {
     "upstream-timeout": "connecting to the upstream timed out",
     "upstream-unreachable": "the upstream could not be reached",
     "upstream-protocol-error": "the upstream's response was not valid HTTP",
+    "upstream-tls-error": "the TLS handshake with the https:// upstream failed (certificate "
+    "not trusted or for another name, or the server does not speak TLS)",
     "proxy-overloaded": "the proxy turned the connection away: --max-connections reached (503) "
     "or out of file descriptors; the upstream was not contacted",
     "shutdown": "the proxy was stopped while the connection was open",

@@ -10,6 +10,7 @@ Everything runs in a nursery of the calling task and stops when the block ends.
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -201,6 +202,7 @@ async def open_proxy(
     port: int = 0,
     connect_timeout: float = 10.0,
     live: bool = True,
+    upstream_tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[SocketProxy]:
     """A proxy on `host:port` (port 0: a free one) in front of `upstream`.
 
@@ -220,7 +222,11 @@ async def open_proxy(
         listener = await listen(host, port)
         bound = listener.socket.getsockname()[1]
         settings = ProxySettings(
-            target, "tcp" if mode == "tcp" else "http", connect_timeout, live=live
+            target,
+            "tcp" if mode == "tcp" else "http",
+            connect_timeout,
+            live=live,
+            upstream_tls=upstream_tls,
         )
         proxy = Proxy(settings, chosen, Journal(keep=True), seed=seed)
         proxy.journal.write(

@@ -10,6 +10,7 @@ thread (`run`, `run_sync`), and async context managers held open inside it (`ent
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
@@ -192,6 +193,7 @@ def run_proxy(
     port: int = 0,
     connect_timeout: float = 10.0,
     live: bool = True,
+    upstream_tls: ssl.SSLContext | None = None,
 ) -> Iterator[ThreadedProxy]:
     """`open_proxy` (same arguments) in a background thread, for sync and asyncio code."""
     proxy = open_proxy(
@@ -203,6 +205,7 @@ def run_proxy(
         port=port,
         connect_timeout=connect_timeout,
         live=live,
+        upstream_tls=upstream_tls,
     )
     with BackgroundTrio() as loop:
         yield ThreadedProxy(loop.enter(proxy), loop)
