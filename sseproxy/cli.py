@@ -152,6 +152,20 @@ def main() -> None:
     help="Require this token (Authorization: Bearer TOKEN) on every control request; "
     "also read from $SSEPROXY_CONTROL_TOKEN.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Run the proxies FILE lists ([[proxies]] in TOML, or toxiproxy's JSON config), "
+    "each with its own listen, upstream, mode and scenario; one journal for all.",
+)
+@click.option(
+    "--toxiproxy-api",
+    "toxiproxy_at",
+    metavar="HOST:PORT",
+    help="Serve toxiproxy's HTTP API here (its port is 8474): toxiproxy clients create "
+    "proxies and add toxics unchanged. Other than loopback needs --control-token.",
+)
 def run(
     listen_at: str,
     upstream: str | None,
@@ -166,8 +180,10 @@ def run(
     client_header_timeout: str,
     control_at: str | None,
     control_token: str | None,
+    config_path: str | None = None,
+    toxiproxy_at: str | None = None,
 ) -> None:
-    """Run the proxy.
+    """Run the proxy (or several: --config, --toxiproxy-api).
 
     \b
     Examples:
@@ -175,6 +191,8 @@ def run(
       sseproxy run --upstream http://127.0.0.1:9000 --scenario nginx-default
       sseproxy run --scenario idle.toml --journal run.jsonl
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
+      sseproxy run --config proxies.toml
+      sseproxy run --toxiproxy-api 127.0.0.1:8474    (instead of toxiproxy-server)
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
@@ -186,6 +204,9 @@ def run(
     from sseproxy.server import default_max_connections, parse_hostport
     from sseproxy.units import parse_duration
 
+    if config_path is not None or toxiproxy_at is not None:
+        _run_fleet(config_path, toxiproxy_at, listen_at, upstream, scenario_name, mode, seed)
+        return
     with _friendly_errors():
         host, port = parse_hostport(listen_at)
         control = parse_hostport(control_at) if control_at else None
@@ -221,6 +242,86 @@ def run(
                 seed,
                 out,
             )
+
+
+def _run_fleet(
+    config_path: str | None,
+    toxiproxy_at: str | None,
+    listen_at: str,
+    upstream: str | None,
+    scenario_name: str | None,
+    mode: str,
+    seed: int | None,
+) -> None:
+    """`run --config` / `--toxiproxy-api`: several proxies (sseproxy.toxiproxy.run)."""
+    import trio
+
+    from sseproxy.proxy import ProxySettings, Upstream
+    from sseproxy.scenario import load_scenario
+    from sseproxy.server import default_max_connections
+    from sseproxy.toxiproxy.config import ProxyConfig, load_config
+    from sseproxy.toxiproxy.run import parse_api_address, run_fleet
+
+    ctx = click.get_current_context()
+    params = ctx.params
+    with _friendly_errors():
+        if params["control_at"]:
+            raise ConfigError(
+                "--control serves one proxy; with --config or --toxiproxy-api, change faults "
+                "through the toxiproxy API (/proxies/NAME/toxics) instead"
+            )
+        api = parse_api_address(toxiproxy_at) if toxiproxy_at else None
+        token = params["control_token"]
+        if api is not None:
+            from sseproxy.control import check_control_address
+
+            check_control_address(api[0], token)
+        if config_path is not None:
+            if upstream or scenario_name:
+                raise ConfigError("--config lists each proxy's upstream and scenario; drop them")
+            proxies, source = load_config(config_path), config_path
+        elif upstream:
+            scenario = load_scenario(scenario_name) if scenario_name else None
+            one = ProxyConfig("sseproxy", listen_at, upstream, "tcp" if mode == "tcp" else "http")
+            proxies, source = [replace(one, scenario=scenario)], "--listen"
+        else:
+            proxies, source = [], "--toxiproxy-api"
+        settings = ProxySettings(
+            Upstream("127.0.0.1", 0),
+            connect_timeout=_duration(params["connect_timeout"]),
+            client_header_timeout=_positive(
+                "--client-header-timeout", params["client_header_timeout"]
+            ),
+            session_keys=params["session_keys"],
+            journal_events=params["journal_events"],
+            max_connections=params["max_connections"] or default_max_connections(),
+        )
+        journal_path = params["journal_path"]
+        out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
+        with _journal_stream(journal_path) as stream:
+
+            async def main() -> None:
+                from sseproxy.journal import Journal
+
+                async with Journal(stream) as journal:
+                    await run_fleet(
+                        journal,
+                        proxies,
+                        settings,
+                        out,
+                        source=source,
+                        api=api,
+                        token=token,
+                        seed=seed,
+                    )
+
+            trio.run(main)
+
+
+def _duration(text: str) -> float:
+    from sseproxy.units import parse_duration
+
+    return parse_duration(text, bare_seconds=True)
 
 
 def _positive(option: str, text: str) -> float:

@@ -14,7 +14,7 @@ fault's `direction`, `toxicity` its per-connection `probability`.
 | timeout (timeout) | stall, then close | data held (lost on the close); 0: for good |
 | reset_peer (timeout) | stall, then reset | 0: reset at once; honours toxicity |
 | slicer (average_size, size_variation, delay) | slicer | delay in microseconds |
-| limit_data (bytes) | cut (how = close) | cut at the first event boundary >= bytes |
+| limit_data (bytes) | cut (where = exact, how = close) | exactly `bytes` bytes, then a close |
 
 Every registered fault is a toxic type too, `sse_` (or `http_` for the faults that act on
 the HTTP exchange) + its name with `_` for `-`: `sse_idle_timeout`, `http_status`,
@@ -216,7 +216,7 @@ def _native_table(kind: str, a: dict[str, Any]) -> dict[str, Any] | None:
             "delay": f"{max(0, a['delay'])}us",
         }
     if kind == "limit_data":
-        return {"type": "cut", "bytes": f"{max(0, a['bytes'])}B", "how": "close"}
+        return {"type": "cut", "bytes": f"{max(0, a['bytes'])}B", "where": "exact", "how": "close"}
     return None  # noop
 
 

@@ -1,0 +1,101 @@
+"""`sseproxy run --config FILE` and `--toxiproxy-api HOST:PORT`: a fleet until Ctrl-C.
+
+The proxies of a config file (or the one of `--upstream`, named `sseproxy`) start first;
+the toxiproxy API, when asked for, then serves them and any its clients create. One
+journal gets every proxy's records, each with `proxy: NAME`.
+"""
+
+from __future__ import annotations
+
+import signal
+from functools import partial
+from typing import TextIO
+
+import trio
+
+from sseproxy.errors import ConfigError
+from sseproxy.fleet import Fleet, ListenError
+from sseproxy.journal import Journal
+from sseproxy.proxy import ProxySettings
+from sseproxy.server import listen
+from sseproxy.toxiproxy.api import serve_toxiproxy_api
+from sseproxy.toxiproxy.config import ProxyConfig
+
+__all__ = ["API_PORT", "parse_api_address", "run_fleet"]
+
+API_PORT = 8474
+"""toxiproxy's default API port."""
+
+
+def parse_api_address(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8474', ':8474', '8474' or 'localhost' (port 8474) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = (text, str(API_PORT)) if not text.isdigit() else ("", text)
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--toxiproxy-api {text!r} is not HOST:PORT (e.g. 127.0.0.1:8474)")
+    return host, int(port)
+
+
+async def run_fleet(
+    journal: Journal,
+    proxies: list[ProxyConfig],
+    settings: ProxySettings,
+    out: TextIO,
+    *,
+    source: str,
+    api: tuple[str, int] | None = None,
+    token: str | None = None,
+    seed: int | None = None,
+) -> None:
+    """Start `proxies` (from `source`: a file, or the command line), serve the API, and
+    stop cleanly on SIGINT or SIGTERM."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        api_listener = None
+        if api is not None:
+            try:
+                api_listener = await listen(*api)
+            except ConfigError as error:
+                raise ConfigError(f"--toxiproxy-api: {error}") from None
+        failure: ConfigError | None = None
+        async with trio.open_nursery() as nursery:
+            fleet = Fleet(journal, nursery, seed=seed)
+            for config in proxies:
+                member = fleet.create(
+                    config.name,
+                    config.listen,
+                    config.upstream,
+                    mode=config.mode,
+                    scenario=config.scenario,
+                    settings=settings,
+                )
+                fleet.add(member)
+                if config.enabled:
+                    try:
+                        await fleet.start(member)
+                    except ListenError as error:
+                        failure = ConfigError(f"{source}: proxy {config.name!r}: listen: {error}")
+                        nursery.cancel_scope.cancel()
+                        break
+                state = f"on {member.listen}" if member.enabled else "disabled"
+                faults = ", ".join(spec.name for spec in member.base.faults) or "none"
+                print(
+                    f"proxy {member.name} ({member.mode}) {state} -> {member.upstream}; "
+                    f"scenario {member.base.name}; faults: {faults}",
+                    file=out,
+                )
+            if failure is None:
+                if api_listener is not None:
+                    assert api is not None
+                    serve = partial(serve_toxiproxy_api, fleet, api_listener, token=token)
+                    await nursery.start(serve)
+                    port = api_listener.socket.getsockname()[1]
+                    print(f"toxiproxy API on http://{api[0]}:{port}", file=out)
+                print("stop with Ctrl-C", file=out, flush=True)
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+    print("stopped", file=out, flush=True)
