@@ -17,7 +17,10 @@ COMMANDS = [
     ["create", "--listen", f"{HOST}:0", "--upstream", f"{HOST}:9", "web"],
     ["list"],
     ["toxic", "add", "--type", "latency", "--attribute", "latency=250", "web"],
-    ["toxic", "add", "-t", "bandwidth", "-n", "thin", "-u", "-a", "rate=100", "--tox", "0.5", "web"],
+    [
+        *("toxic", "add", "-t", "bandwidth", "-n", "thin", "-u"),
+        *("-a", "rate=100", "--tox", "0.5", "web"),
+    ],
     ["toxic", "add", "-t", "nope", "web"],
     ["inspect", "web"],
     ["toxic", "update", "-n", "thin", "-a", "rate=50", "web"],
