@@ -160,8 +160,8 @@ class Fleet:
         member.enabled = True
         member._stopped = trio.Event()
         await self.nursery.start(self._serve, member, listener)
-        member.proxy.journal.write(
-            "started",
+        member.proxy.journal.write(  # not `started`: that begins a run in the report
+            "listening",
             "-",
             listen=member.listen,
             upstream=member.upstream,

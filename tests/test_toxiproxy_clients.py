@@ -147,7 +147,7 @@ def test_toxiproxy_python_drives_sseproxy(origin_url: str) -> None:
         kinds = {record["kind"] for record in api.journal.records}
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "ok"
-    assert {"started", "stopped", "scenario", "opened", "closed"} <= kinds
+    assert {"listening", "stopped", "scenario", "opened", "closed"} <= kinds
     assert all(record.get("proxy") == "events" for record in api.journal.records)
 
 

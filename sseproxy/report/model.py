@@ -23,6 +23,7 @@ __all__ = [
     "Heartbeat",
     "Hop",
     "Marker",
+    "ProxyRow",
     "ReasonDurations",
     "Reconnects",
     "Report",
@@ -64,6 +65,17 @@ class Totals:
     statuses: list[Count]
     listeners: list[Count]
     upstream_connect: Summary | None
+    proxies: list[ProxyRow] = field(default_factory=list)
+    """One row per named proxy, when the journal has several (`run --config`)."""
+
+
+@dataclass
+class ProxyRow:
+    name: str
+    connections: int
+    closed_by: dict[str, int]
+    """Closed connections by who closed them: client, upstream, proxy."""
+    top_reason: str
 
 
 @dataclass

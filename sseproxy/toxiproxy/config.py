@@ -16,6 +16,7 @@ the proxy and the field (`ConfigError`, exit status 2).
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ def load_config(path: str) -> list[ProxyConfig]:
         raise ConfigError(f"{path}: cannot read it: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    if file.suffix.lower() == ".json" or text.lstrip().startswith("["):
+    if file.suffix.lower() == ".json" or re.match(r"\s*\[\s*[{\]]", text):
         try:
             entries = json.loads(text)
         except json.JSONDecodeError as error:

@@ -59,6 +59,14 @@ async def run_fleet(
             except ConfigError as error:
                 raise ConfigError(f"--toxiproxy-api: {error}") from None
         failure: ConfigError | None = None
+        journal.write(
+            "started",
+            "-",
+            proxies=[config.name for config in proxies],
+            toxiproxy_api=f"{api[0]}:{api_listener.socket.getsockname()[1]}"
+            if api is not None and api_listener is not None
+            else None,
+        )
         async with trio.open_nursery() as nursery:
             fleet = Fleet(journal, nursery, seed=seed)
             for config in proxies:
