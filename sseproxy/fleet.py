@@ -53,7 +53,10 @@ class ProxyJournal(Journal):
 
 
 def split_listen(text: str) -> tuple[str, int]:
-    """'127.0.0.1:8080', '[::1]:0', ':8080' (loopback) -> (host, port), or ListenError."""
+    """'127.0.0.1:8080', '[::1]:0', ':8080' (loopback) -> (host, port), or ListenError.
+    '' is any free port on loopback (toxiproxy: on every interface)."""
+    if not text:
+        return "127.0.0.1", 0
     host, sep, port = text.rpartition(":")
     if not sep:
         raise ListenError(f"address {text}: missing port in address")

@@ -206,3 +206,83 @@ def test_the_same_requests_get_the_same_answers(busy_port: int) -> None:
         if want != have
     ]
     assert not differences, "\n".join(differences)
+
+
+# -- what differs on purpose (docs/toxiproxy.md)
+
+
+def _raw(base: str, request: bytes) -> bytes:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_browsers_and_foreign_host_names_are_refused() -> None:
+    with sseproxy_api() as api:
+        browser = _raw(
+            api.url,
+            b"POST /reset HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Mozilla/5.0\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        rebinding = _raw(
+            api.url,
+            b"POST /reset HTTP/1.1\r\nHost: attacker.example\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+    assert browser.startswith(b"HTTP/1.1 403 ") and browser.endswith(b"User agent not allowed\n")
+    assert rebinding.startswith(b"HTTP/1.1 403 ")
+
+
+def test_a_token_is_required_when_given() -> None:
+    with sseproxy_api(token="s3cret") as api:
+        assert call(api.url, "GET", "/proxies").status == 401
+        reply = _raw(
+            api.url,
+            b"GET /proxies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"{}")
+
+
+def test_metrics_and_version_are_sseproxys() -> None:
+    with sseproxy_api() as api:
+        created = call(api.url, "POST", "/proxies", {"name": "m", "listen": L, "upstream": UP})
+        assert created.status == 201
+        port = int(created.json()["listen"].rsplit(":", 1)[1])
+        socket.create_connection((HOST, port), timeout=5).close()
+        api.loop.run(api.journal.wait_for, "closed")
+        metrics = call(api.url, "GET", "/metrics")
+        version = call(api.url, "GET", "/version")
+    assert metrics.status == 200 and metrics.content_type.startswith("text/plain")
+    assert re.search(rb"^sseproxy_connections_total 1$", metrics.body, re.MULTILINE)
+    assert version.json()["version"]
+
+
+def test_a_proxy_without_listen_listens_on_loopback() -> None:
+    """toxiproxy binds every interface; a chaos proxy should not be reachable from the LAN."""
+    with sseproxy_api() as api:
+        created = call(api.url, "POST", "/proxies", {"name": "n", "upstream": UP})
+    assert created.status == 201
+    assert created.json()["listen"].startswith(f"{HOST}:")
+
+
+def test_an_http_mode_proxy_takes_sse_toxics() -> None:
+    """`mode: "http"` (an sseproxy extension) makes an HTTP proxy: HTTP faults then apply."""
+    from sseproxy.testing import run_origin
+
+    with run_origin(heartbeat=0) as origin, sseproxy_api() as api:
+        upstream = origin.removeprefix("http://")
+        body = {"name": "h", "listen": L, "upstream": upstream, "mode": "http"}
+        port = int(call(api.url, "POST", "/proxies", body).json()["listen"].rsplit(":", 1)[1])
+        toxic = {"type": "http_status", "attributes": {"code": 429, "retry_after": "5s"}}
+        assert call(api.url, "POST", "/proxies/h/toxics", toxic).status == 200
+        reply = _raw(
+            f"http://{HOST}:{port}",
+            b"GET /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    assert reply.startswith(b"HTTP/1.1 429 ")
+    assert b"retry-after: 5" in reply.lower()
