@@ -265,17 +265,15 @@ def _run_fleet(
     ctx = click.get_current_context()
     params = ctx.params
     with _friendly_errors():
-        if params["control_at"]:
-            raise ConfigError(
-                "--control serves one proxy; with --config or --toxiproxy-api, change faults "
-                "through the toxiproxy API (/proxies/NAME/toxics) instead"
-            )
-        api = parse_api_address(toxiproxy_at) if toxiproxy_at else None
-        token = params["control_token"]
-        if api is not None:
-            from sseproxy.control import check_control_address
+        from sseproxy.control import check_control_address
+        from sseproxy.server import parse_hostport
 
-            check_control_address(api[0], token)
+        api = parse_api_address(toxiproxy_at) if toxiproxy_at else None
+        control = parse_hostport(params["control_at"]) if params["control_at"] else None
+        token = params["control_token"]
+        for address in (api, control):
+            if address is not None:
+                check_control_address(address[0], token)
         if config_path is not None:
             if upstream or scenario_name:
                 raise ConfigError("--config lists each proxy's upstream and scenario; drop them")
@@ -311,6 +309,7 @@ def _run_fleet(
                         out,
                         source=source,
                         api=api,
+                        control=control,
                         token=token,
                         seed=seed,
                     )

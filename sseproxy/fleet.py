@@ -42,6 +42,15 @@ class ProxyJournal(Journal):
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.shared, attribute)
 
+    def subscribe(self, callback: Callable[[Record], None]) -> Callable[[], None]:
+        """Only this proxy's records (the control API of one member: metrics, /journal)."""
+
+        def mine(record: Record) -> None:
+            if record.get("proxy") == self.name:
+                callback(record)
+
+        return self.shared.subscribe(mine)
+
     def write(self, kind: str, conn: str, **fields: Any) -> Record:
         shared = self.shared
         saved = shared.scenario, shared.seed

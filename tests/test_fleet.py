@@ -160,15 +160,34 @@ scenario = "busy.toml"
     )
     journal = tmp_path / "run.jsonl"
     command = (sys.executable, "-m", "sseproxy", "run", "--config", str(config))
-    with spawn(*command, "--journal", str(journal)) as (popen, out):
+    control = ("--control", f"{HOST}:0")
+    with spawn(*command, *control, "--journal", str(journal)) as (popen, out):
         ports = {}
         for _ in range(2):
             found = out.wait_for(r"^proxy (\w+) \(http\) on 127\.0\.0\.1:(\d+) ")
             ports[found.group(1)] = int(found.group(2))
+        found = out.wait_for(r"^control API on (http://127\.0\.0\.1:\d+)/proxies/NAME/")
+        control_url = found.group(1)
         out.wait_for(r"^stop with Ctrl-C$")
         status, body = _get(f"http://{HOST}:{ports['plain']}/events?count=2&interval=0")
         assert status == 200 and b"id: 2" in body
         assert _get(f"http://{HOST}:{ports['busy']}/events?count=2")[0] == 503
+        # each proxy's control API under /proxies/NAME/, and `sseproxy ctl` with that prefix
+        listing = json.loads(_get(f"{control_url}/proxies")[1])["proxies"]
+        assert sorted(listing) == ["busy", "plain"]
+        status_busy = json.loads(_get(f"{control_url}/proxies/busy/status")[1])
+        assert status_busy["scenario"] == "busy" and status_busy["connections"]["total"] == 1
+        added = CliRunner().invoke(
+            main,
+            [
+                *("ctl", "--control", f"{control_url}/proxies/plain"),
+                *("faults", "add", "--type", "status", "--set", "code=418"),
+            ],
+        )
+        assert added.exit_code == 0, added.output
+        assert _get(f"http://{HOST}:{ports['plain']}/events?count=2")[0] == 418
+        assert _get(f"http://{HOST}:{ports['busy']}/events?count=2")[0] == 503
+        assert _get(f"{control_url}/proxies/nope/status")[0] == 404
         popen.send_signal(signal.SIGINT)
         out.wait_for(r"^stopped$")
     records = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -180,7 +199,7 @@ scenario = "busy.toml"
     report = analyse(read_journals([str(journal)]))
     rows = {row.name: row for row in report.totals.proxies}
     assert set(rows) == {"plain", "busy"}
-    assert rows["busy"].connections == 1 and rows["plain"].connections == 1
+    assert rows["busy"].connections == 2 and rows["plain"].connections == 2
     text = render_text(report)
     assert re.search(r"^\s+proxy\s+connections", text, re.MULTILINE), text
-    assert re.search(r"^\s+busy\s+1\b", text, re.MULTILINE), text
+    assert re.search(r"^\s+busy\s+2\b", text, re.MULTILINE), text

@@ -2,7 +2,8 @@
 
 The proxies of a config file (or the one of `--upstream`, named `sseproxy`) start first;
 the toxiproxy API, when asked for, then serves them and any its clients create. One
-journal gets every proxy's records, each with `proxy: NAME`.
+journal gets every proxy's records, each with `proxy: NAME`. `--control` serves each
+proxy's control API under /proxies/NAME/ (sseproxy.control.fleet).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TextIO
 
 import trio
 
+from sseproxy.control.fleet import serve_fleet_control
 from sseproxy.errors import ConfigError
 from sseproxy.fleet import Fleet, ListenError
 from sseproxy.journal import Journal
@@ -46,6 +48,7 @@ async def run_fleet(
     *,
     source: str,
     api: tuple[str, int] | None = None,
+    control: tuple[str, int] | None = None,
     token: str | None = None,
     seed: int | None = None,
 ) -> None:
@@ -58,6 +61,12 @@ async def run_fleet(
                 api_listener = await listen(*api)
             except ConfigError as error:
                 raise ConfigError(f"--toxiproxy-api: {error}") from None
+        control_listener = None
+        if control is not None:
+            try:
+                control_listener = await listen(*control)
+            except ConfigError as error:
+                raise ConfigError(f"--control: {error}") from None
         failure: ConfigError | None = None
         journal.write(
             "started",
@@ -100,6 +109,17 @@ async def run_fleet(
                     await nursery.start(serve)
                     port = api_listener.socket.getsockname()[1]
                     print(f"toxiproxy API on http://{api[0]}:{port}", file=out)
+                if control_listener is not None:
+                    assert control is not None
+                    serve = partial(serve_fleet_control, fleet, control_listener, token=token)
+                    await nursery.start(serve)
+                    port = control_listener.socket.getsockname()[1]
+                    url = f"http://{control[0]}:{port}"
+                    print(
+                        f"control API on {url}/proxies/NAME/; try: sseproxy ctl --control "
+                        f"{url}/proxies/{proxies[0].name if proxies else 'NAME'} status",
+                        file=out,
+                    )
                 print("stop with Ctrl-C", file=out, flush=True)
                 async for _ in signals:
                     break
