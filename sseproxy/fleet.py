@@ -92,7 +92,7 @@ class Member:
     upstream: str
     proxy: Proxy
     base: Scenario
-    """The scenario it was started with; live changes (toxics) are added to its faults."""
+    """The scenario it was started with."""
     enabled: bool = False
     toxics: list[Any] = field(default_factory=list)
     """The toxiproxy API's toxics on this proxy (sseproxy.toxiproxy.toxics.Toxic)."""
@@ -103,9 +103,15 @@ class Member:
     def mode(self) -> Mode:
         return self.proxy.settings.mode
 
+    _extra: frozenset[str] = frozenset()
+
     def set_faults(self, extra: tuple[FaultSpec, ...]) -> None:
-        """The base scenario's faults plus `extra`, on new and open connections alike."""
-        self.proxy.set_scenario(replace(self.base, faults=self.base.faults + extra))
+        """Replace the faults last given here by `extra` (the toxics), leaving the others
+        (the scenario's, or the control API's) alone; on open connections too."""
+        scenario = self.proxy.scenario
+        kept = tuple(spec for spec in scenario.faults if spec.name not in self._extra)
+        self.proxy.set_scenario(replace(scenario, faults=kept + extra))
+        self._extra = frozenset(spec.name for spec in extra)
 
 
 def upstream_of(text: str) -> Upstream:

@@ -286,3 +286,28 @@ def test_an_http_mode_proxy_takes_sse_toxics() -> None:
         )
     assert reply.startswith(b"HTTP/1.1 429 ")
     assert b"retry-after: 5" in reply.lower()
+
+
+def test_toxics_leave_the_faults_set_by_other_means_alone() -> None:
+    """A fault added through the control API (or the scenario) survives toxic changes and
+    /reset; a toxic may not take its name."""
+    from dataclasses import replace
+
+    from sseproxy.scenario import _Reader
+
+    with sseproxy_api() as api:
+        call(api.url, "POST", "/proxies", {"name": "p", "listen": L, "upstream": UP})
+        proxy = api.fleet.members["p"].proxy
+        spec = _Reader("", "<test>").fault(0, {"type": "latency", "name": "mine"})
+
+        def faults() -> list[str]:
+            return [f.name for f in proxy.scenario.faults]
+
+        api.loop.run_sync(lambda: proxy.set_scenario(replace(proxy.scenario, faults=(spec,))))
+        toxic = {"type": "bandwidth", "attributes": {"rate": 1}}
+        assert call(api.url, "POST", "/proxies/p/toxics", toxic).status == 200
+        assert api.loop.run_sync(faults) == ["mine", "bandwidth_downstream"]
+        taken = call(api.url, "POST", "/proxies/p/toxics", {**toxic, "name": "mine"})
+        assert taken.status == 409
+        assert call(api.url, "POST", "/reset").status == 204
+        assert api.loop.run_sync(faults) == ["mine"]

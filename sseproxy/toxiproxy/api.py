@@ -337,7 +337,7 @@ class ToxiproxyApi:
     def _apply(self, member: Member) -> None:
         """The proxy's faults: its scenario's, then one per toxic that does something."""
         specs: list[FaultSpec] = []
-        base = len(member.base.faults)
+        base = len(member.proxy.scenario.faults)
         for toxic in _ordered(member.toxics):
             table = toxic.fault_table()
             if table is None:
@@ -370,7 +370,7 @@ class ToxiproxyApi:
         member = self._member(proxy)
         body = _decode(request)
         taken = {toxic.name for toxic in member.toxics}
-        taken |= {spec.name for spec in member.base.faults}
+        taken |= {spec.name for spec in member.proxy.scenario.faults}
         try:
             toxic = parse_toxic(body, taken)
         except ToxicError as error:
