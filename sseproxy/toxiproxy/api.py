@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, Final
 from urllib.parse import unquote
@@ -28,7 +29,7 @@ import trio
 
 from sseproxy.control.wire import Reply, Request, _host_allowed, _read_request
 from sseproxy.errors import ScenarioError
-from sseproxy.fleet import Fleet, ListenError, Member, split_listen
+from sseproxy.fleet import Fleet, ListenError, Member, split_listen, upstream_of
 from sseproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sseproxy.metrics import Metrics
 from sseproxy.scenario import FaultSpec, _Reader
@@ -299,24 +300,16 @@ class ToxiproxyApi:
         upstream = given.get("upstream", member.upstream)
         enabled = given.get("enabled", member.enabled)
         if listen != member.listen or upstream != member.upstream:
+            _check_listen(listen)  # as toxiproxy: a bad address changes nothing
             await self.fleet.stop(member)
-            self._retarget(member, listen, upstream)
+            member.listen, member.upstream = listen, upstream
+            proxy = member.proxy
+            proxy.settings = replace(proxy.settings, upstream=upstream_of(upstream))
         if enabled and not member.enabled:
             await self._start(member)
         elif not enabled:
             await self.fleet.stop(member)
         return _json(self._proxy_json(member))
-
-    def _retarget(self, member: Member, listen: str, upstream: str) -> None:
-        from dataclasses import replace
-
-        from sseproxy.fleet import upstream_of
-
-        if not member.enabled:
-            _check_listen(listen, prefix="")
-        member.listen, member.upstream = listen, upstream
-        proxy = member.proxy
-        proxy.settings = replace(proxy.settings, upstream=upstream_of(upstream))
 
     async def delete_proxy(self, request: Request, name: str) -> Reply:
         self._member(name)
