@@ -80,9 +80,9 @@ def _decode(request: Request) -> Any:
     return value
 
 
-_PROXY_FIELDS: Final = (("name", str, "string"), ("listen", str, "string"))
-_PROXY_FIELDS_ALL: Final = (
-    *_PROXY_FIELDS,
+_PROXY_FIELDS: Final = (
+    ("name", str, "string"),
+    ("listen", str, "string"),
     ("upstream", str, "string"),
     ("enabled", bool, "bool"),
     ("mode", str, "string"),
@@ -95,7 +95,7 @@ def _proxy_input(value: Any, struct: str, of_type: str) -> dict[str, Any]:
         raise ApiError(
             f"bad request body: json: cannot unmarshal {kind} into Go value of type {of_type}", 400
         )
-    for key, cls, go_type in _PROXY_FIELDS_ALL:
+    for key, cls, go_type in _PROXY_FIELDS:
         field = value.get(key)
         if field is not None and not isinstance(field, cls):
             kind = go_kind(field)
@@ -118,6 +118,7 @@ class ToxiproxyApi:
         self.token = token.encode() if token else None
         self.version = version or _version()
         self.metrics = Metrics().attach(fleet.journal)
+        self.lock = trio.Lock()
         Route = tuple[str, tuple[str, ...], Callable[..., Awaitable[Reply]]]
         self.routes: list[Route] = [
             ("POST", ("reset",), self.reset),
@@ -157,7 +158,8 @@ class ToxiproxyApi:
                 if method == request.method:
                     args = [s for p, s in zip(pattern, segments, strict=True) if p == "*"]
                     try:
-                        return await handler(request, *args)
+                        async with self.lock:  # one change at a time, as toxiproxy's mutex
+                            return await handler(request, *args)
                     except ApiError as error:
                         return error.reply()
                 allowed = True
