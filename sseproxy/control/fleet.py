@@ -55,6 +55,9 @@ class FleetControl:
     def _control(self, name: str) -> Control:
         member = self.fleet.members.get(name)
         if member is None:
+            gone = self.controls.pop(name, None)  # deleted through the toxiproxy API
+            if gone is not None:
+                gone[1].close()
             known = ", ".join(sorted(self.fleet.members)) or "none"
             raise ApiError(404, f"no proxy named {name!r} (proxies: {known})")
         held = self.controls.get(name)
