@@ -203,3 +203,20 @@ scenario = "busy.toml"
     text = render_text(report)
     assert re.search(r"^\s+proxy\s+connections", text, re.MULTILINE), text
     assert re.search(r"^\s+busy\s+2\b", text, re.MULTILINE), text
+
+
+def test_the_toxiproxy_api_address_defaults_to_toxiproxys_port() -> None:
+    from sseproxy.toxiproxy.run import parse_api_address
+
+    assert parse_api_address("127.0.0.1:8474") == ("127.0.0.1", 8474)
+    assert parse_api_address("localhost") == ("localhost", 8474)
+    assert parse_api_address("9000") == ("127.0.0.1", 9000)
+    assert parse_api_address(":9000") == ("127.0.0.1", 9000)
+    with pytest.raises(ConfigError, match="--toxiproxy-api"):
+        parse_api_address("127.0.0.1:http")
+
+
+def test_the_toxiproxy_api_off_loopback_needs_a_token() -> None:
+    result = CliRunner().invoke(main, ["run", "--toxiproxy-api", "0.0.0.0:8474"])
+    assert result.exit_code == 2
+    assert "--control-token" in result.output
