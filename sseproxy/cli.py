@@ -205,7 +205,7 @@ def run(
     from sseproxy.units import parse_duration
 
     if config_path is not None or toxiproxy_at is not None:
-        _run_fleet(config_path, toxiproxy_at, listen_at, upstream, scenario_name, mode, seed)
+        _run_fleet()
         return
     with _friendly_errors():
         host, port = parse_hostport(listen_at)
@@ -244,83 +244,20 @@ def run(
             )
 
 
-def _run_fleet(
-    config_path: str | None,
-    toxiproxy_at: str | None,
-    listen_at: str,
-    upstream: str | None,
-    scenario_name: str | None,
-    mode: str,
-    seed: int | None,
-) -> None:
+def _run_fleet() -> None:
     """`run --config` / `--toxiproxy-api`: several proxies (sseproxy.toxiproxy.run)."""
-    import trio
+    from sseproxy.toxiproxy.run import fleet_command
 
-    from sseproxy.proxy import ProxySettings, Upstream
-    from sseproxy.scenario import load_scenario
-    from sseproxy.server import default_max_connections
-    from sseproxy.toxiproxy.config import ProxyConfig, load_config
-    from sseproxy.toxiproxy.run import parse_api_address, run_fleet
-
-    ctx = click.get_current_context()
-    params = ctx.params
+    params = click.get_current_context().params
     with _friendly_errors():
-        from sseproxy.control import check_control_address
-        from sseproxy.server import parse_hostport
-
-        api = parse_api_address(toxiproxy_at) if toxiproxy_at else None
-        control = parse_hostport(params["control_at"]) if params["control_at"] else None
-        token = params["control_token"]
-        for address in (api, control):
-            if address is not None:
-                check_control_address(address[0], token)
-        if config_path is not None:
-            if upstream or scenario_name:
-                raise ConfigError("--config lists each proxy's upstream and scenario; drop them")
-            proxies, source = load_config(config_path), config_path
-        elif upstream:
-            scenario = load_scenario(scenario_name) if scenario_name else None
-            one = ProxyConfig("sseproxy", listen_at, upstream, "tcp" if mode == "tcp" else "http")
-            proxies, source = [replace(one, scenario=scenario)], "--listen"
-        else:
-            proxies, source = [], "--toxiproxy-api"
-        settings = ProxySettings(
-            Upstream("127.0.0.1", 0),
-            connect_timeout=_duration(params["connect_timeout"]),
-            client_header_timeout=_positive(
-                "--client-header-timeout", params["client_header_timeout"]
-            ),
-            session_keys=params["session_keys"],
-            journal_events=params["journal_events"],
-            max_connections=params["max_connections"] or default_max_connections(),
+        client_header_timeout = _positive(
+            "--client-header-timeout", params["client_header_timeout"]
         )
+        command = fleet_command(params, client_header_timeout)
         journal_path = params["journal_path"]
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
-
-            async def main() -> None:
-                from sseproxy.journal import Journal
-
-                async with Journal(stream) as journal:
-                    await run_fleet(
-                        journal,
-                        proxies,
-                        settings,
-                        out,
-                        source=source,
-                        api=api,
-                        control=control,
-                        token=token,
-                        seed=seed,
-                    )
-
-            trio.run(main)
-
-
-def _duration(text: str) -> float:
-    from sseproxy.units import parse_duration
-
-    return parse_duration(text, bare_seconds=True)
+            command(stream, out)
 
 
 def _positive(option: str, text: str) -> float:

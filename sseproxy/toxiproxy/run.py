@@ -9,8 +9,10 @@ proxy's control API under /proxies/NAME/ (sseproxy.control.fleet).
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
-from typing import TextIO
+from typing import Any, TextIO
 
 import trio
 
@@ -18,12 +20,12 @@ from sseproxy.control.fleet import serve_fleet_control
 from sseproxy.errors import ConfigError
 from sseproxy.fleet import Fleet, ListenError
 from sseproxy.journal import Journal
-from sseproxy.proxy import ProxySettings
+from sseproxy.proxy import Mode, ProxySettings, Upstream
 from sseproxy.server import listen
 from sseproxy.toxiproxy.api import serve_toxiproxy_api
-from sseproxy.toxiproxy.config import ProxyConfig
+from sseproxy.toxiproxy.config import ProxyConfig, load_config
 
-__all__ = ["API_PORT", "parse_api_address", "run_fleet"]
+__all__ = ["API_PORT", "fleet_command", "parse_api_address", "run_fleet"]
 
 API_PORT = 8474
 """toxiproxy's default API port."""
@@ -127,3 +129,61 @@ async def run_fleet(
         if failure is not None:
             raise failure
     print("stopped", file=out, flush=True)
+
+
+def fleet_command(
+    options: Mapping[str, Any], client_header_timeout: float
+) -> Callable[[TextIO | None, TextIO], None]:
+    """`sseproxy run`'s options (click's names) checked, as a function of the journal's
+    stream and the console that runs the fleet: ConfigError for any mistake, before
+    anything listens."""
+    from sseproxy.control import check_control_address
+    from sseproxy.scenario import load_scenario
+    from sseproxy.server import default_max_connections, parse_hostport
+    from sseproxy.units import parse_duration
+
+    api = parse_api_address(options["toxiproxy_at"]) if options["toxiproxy_at"] else None
+    control = parse_hostport(options["control_at"]) if options["control_at"] else None
+    token = options["control_token"]
+    for address in (api, control):
+        if address is not None:
+            check_control_address(address[0], token)
+    upstream, scenario_name = options["upstream"], options["scenario_name"]
+    if options["config_path"] is not None:
+        if upstream or scenario_name:
+            raise ConfigError("--config lists each proxy's upstream and scenario; drop them")
+        proxies, source = load_config(options["config_path"]), options["config_path"]
+    elif upstream:
+        scenario = load_scenario(scenario_name) if scenario_name else None
+        mode: Mode = "tcp" if options["mode"] == "tcp" else "http"
+        one = ProxyConfig("sseproxy", options["listen_at"], upstream, mode)
+        proxies, source = [replace(one, scenario=scenario)], "--listen"
+    else:
+        proxies, source = [], "--toxiproxy-api"
+    settings = ProxySettings(
+        Upstream("127.0.0.1", 0),
+        connect_timeout=parse_duration(options["connect_timeout"], bare_seconds=True),
+        client_header_timeout=client_header_timeout,
+        session_keys=options["session_keys"],
+        journal_events=options["journal_events"],
+        max_connections=options["max_connections"] or default_max_connections(),
+    )
+
+    def command(stream: TextIO | None, out: TextIO) -> None:
+        async def main() -> None:
+            async with Journal(stream) as journal:
+                await run_fleet(
+                    journal,
+                    proxies,
+                    settings,
+                    out,
+                    source=source,
+                    api=api,
+                    control=control,
+                    token=token,
+                    seed=options["seed"],
+                )
+
+        trio.run(main)
+
+    return command
