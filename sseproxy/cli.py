@@ -204,6 +204,20 @@ def main() -> None:
     help="Print a line on stderr per closed connection: who closed it, why, how long it "
     "lived, bytes and events (default: on when stderr is a terminal).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Run the proxies FILE lists ([[proxies]] in TOML, or toxiproxy's JSON config), "
+    "each with its own listen, upstream, mode and scenario; one journal for all.",
+)
+@click.option(
+    "--toxiproxy-api",
+    "toxiproxy_at",
+    metavar="HOST:PORT",
+    help="Serve toxiproxy's HTTP API here (its port is 8474): toxiproxy clients create "
+    "proxies and add toxics unchanged. Other than loopback needs --control-token.",
+)
 def run(
     listen_at: str,
     upstreams: tuple[str, ...],
@@ -227,8 +241,10 @@ def run(
     control_token: str | None,
     time_scale: str | None,
     close_lines: bool | None,
+    config_path: str | None = None,
+    toxiproxy_at: str | None = None,
 ) -> None:
-    """Run the proxy.
+    """Run the proxy (or several: --config, --toxiproxy-api).
 
     \b
     Examples:
@@ -239,6 +255,8 @@ def run(
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
       sseproxy run --scenario nginx-default --time-scale 0.1   (60s timeouts take 6s)
       sseproxy run --upstream a=http://127.0.0.1:9001 --upstream b=:9002 --balance ip_hash
+      sseproxy run --config proxies.toml
+      sseproxy run --toxiproxy-api 127.0.0.1:8474    (instead of toxiproxy-server)
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
@@ -252,6 +270,9 @@ def run(
     from sseproxy.units import parse_duration
     from sseproxy.upstreams import parse_members
 
+    if config_path is not None or toxiproxy_at is not None:
+        _run_fleet()
+        return
     with _friendly_errors():
         factor = check_factor(time_scale) if time_scale is not None else 1.0
         host, port = parse_hostport(listen_at)
@@ -315,6 +336,22 @@ def run(
                 seed,
                 out,
             )
+
+
+def _run_fleet() -> None:
+    """`run --config` / `--toxiproxy-api`: several proxies (sseproxy.toxiproxy.run)."""
+    from sseproxy.toxiproxy.run import fleet_command
+
+    params = click.get_current_context().params
+    with _friendly_errors():
+        client_header_timeout = _positive(
+            "--client-header-timeout", params["client_header_timeout"]
+        )
+        command = fleet_command(params, client_header_timeout)
+        journal_path = params["journal_path"]
+        out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
+        with _journal_stream(journal_path) as stream:
+            command(stream, out)
 
 
 def _positive(option: str, text: str) -> float:

@@ -5,7 +5,9 @@ killer, or a proxy with a response size cap, ends a stream at a point nobody cho
 cut point is the first event boundary at or after `bytes` bytes or `events` events (counted
 from when the fault became active); `where = "mid-event"` then lets the first half of the
 next event through as well, so the client holds a truncated event that it must discard,
-not dispatch. `how` says what the client sees: a clean end, a close or a reset.
+not dispatch; `where = "exact"` cuts right after `bytes` bytes wherever they fall, as
+toxiproxy's `limit_data` does. `how` says what the client sees: a clean end, a close or a
+reset.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class Cut(Fault):
         Param(
             "where",
             "choice",
-            "boundary: cut between two events; mid-event: also pass half of the next event.",
+            "boundary: cut between two events; mid-event: also pass half of the next event; "
+            "exact: right after `bytes` bytes, inside an event if need be.",
             default="boundary",
-            choices=("boundary", "mid-event"),
+            choices=("boundary", "mid-event", "exact"),
         ),
         Param(
             "how",
@@ -52,6 +55,7 @@ class Cut(Fault):
         self.by_bytes = settings.get("bytes") is not None
         self.left: int = settings["bytes"] if self.by_bytes else settings["events"]
         self.mid_event = settings["where"] == "mid-event"
+        self.exact = settings["where"] == "exact" and self.by_bytes
         limit = format_size(self.left) if self.by_bytes else f"{self.left} events"
         if self.left == 1 and not self.by_bytes:
             limit = "1 event"
@@ -77,6 +81,8 @@ class Cut(Fault):
     def on_piece(self, piece: Piece, now: float) -> list[Action]:
         if self.armed and piece.event is not None:
             return [Deliver(Piece(piece.data[: len(piece.data) // 2]), now), self.cut]
+        if self.exact and 0 < self.left < len(piece.data):
+            return [Deliver(Piece(piece.data[: self.left]), now), self.cut]
         actions: list[Action] = [Deliver(piece, now)]
         if not self.armed:
             self.left -= len(piece.data) if self.by_bytes else piece.event is not None

@@ -30,6 +30,7 @@ from sseproxy.report.model import (
     Count,
     Durations,
     FailedRow,
+    ProxyRow,
     ReasonDurations,
     Report,
     Totals,
@@ -170,7 +171,20 @@ def _totals(journals: Journals, conns: list[Connection], kind: Mapping[str, str]
         listeners=_count(listeners, len(conns)),
         upstream_connect=summarize(connects) if connects else None,
         time_scales=journals.time_scales if set(journals.time_scales) - {1.0} else [],
+        proxies=_proxies(conns),
     )
+
+
+def _proxies(conns: list[Connection]) -> list[ProxyRow]:
+    """A row per named proxy (a journal of `run --config` or the toxiproxy API)."""
+    rows: list[ProxyRow] = []
+    for name in sorted({c.proxy for c in conns if c.proxy}):
+        mine = [c for c in conns if c.proxy == name]
+        closed = [c for c in mine if not c.is_open]
+        reasons = Counter(f"{c.by}/{c.reason}" for c in closed)
+        top = reasons.most_common(1)[0][0] if reasons else "-"
+        rows.append(ProxyRow(name, len(mine), dict(Counter(c.by or "?" for c in closed)), top))
+    return rows
 
 
 def _closes(

@@ -24,6 +24,7 @@ __all__ = [
     "Heartbeat",
     "Hop",
     "Marker",
+    "ProxyRow",
     "ReasonDurations",
     "Reconnects",
     "Report",
@@ -67,6 +68,17 @@ class Totals:
     upstream_connect: Summary | None
     time_scales: list[float] = field(default_factory=list)
     """`Journals.time_scales`: the runs' time scales, when not real time."""
+    proxies: list[ProxyRow] = field(default_factory=list)
+    """One row per named proxy, when the journal has several (`run --config`)."""
+
+
+@dataclass
+class ProxyRow:
+    name: str
+    connections: int
+    closed_by: dict[str, int]
+    """Closed connections by who closed them: client, upstream, proxy."""
+    top_reason: str
 
 
 @dataclass

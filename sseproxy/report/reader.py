@@ -163,11 +163,13 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
             conn_id = _text(record.get("conn"))
             if record["kind"] == "started" or not conn_id or conn_id == "-":
                 continue
-            conn = by_id.get(conn_id)
+            proxy = _text(record.get("proxy"))  # several proxies number connections alike
+            ident = f"{proxy}/{conn_id}" if proxy else conn_id
+            conn = by_id.get(ident)
             if conn is None:
-                key = f"run {run.number}/{conn_id}" if several else conn_id
-                conn = by_id[conn_id] = Connection(key, conn_id, run.number, t)
-                conn.scenario, conn.seed = scenario, seed
+                key = f"run {run.number}/{ident}" if several else ident
+                conn = by_id[ident] = Connection(key, conn_id, run.number, t)
+                conn.scenario, conn.seed, conn.proxy = scenario, seed, proxy
                 connections.append(conn)
             _apply(conn, record, t)
     probe_runs = {r.number for r in runs if r.started and r.started.get("role") == "probe"}

@@ -107,6 +107,8 @@ class Connection:
     port: int | None = None
     listener: str | None = None
     mode: str | None = None
+    proxy: str | None = None
+    """The named proxy it came through, when one process ran several (`run --config`)."""
     scenario: str | None = None
     seed: int | None = None
     requests: list[Request] = field(default_factory=list)

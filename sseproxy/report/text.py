@@ -80,6 +80,9 @@ def _more(shown: int, total: int) -> list[str]:
     return [f"  ... and {total - shown} more (see --json or --html)"] if total > shown else []
 
 
+_BY = ("client", "upstream", "proxy")
+
+
 def render_text(report: Report) -> str:
     t, c, d, r = report.totals, report.closes, report.durations, report.reconnects
     out: list[str] = []
@@ -134,6 +137,13 @@ def render_text(report: Report) -> str:
                 [[m.member, m.exchanges, m.streams, m.refused, m.top_end] for m in report.members],
             ),
         ]
+    if t.proxies:
+        rows = [
+            [p.name, p.connections, *(p.closed_by.get(by, 0) for by in _BY), p.top_reason]
+            for p in t.proxies
+        ]
+        headers = ["proxy", "connections", *(f"closed by {by}" for by in _BY), "top cause"]
+        out += ["", *table(headers, rows)]
 
     out += ["", f"CLOSES ({c.population})"]
     if c.rows:
