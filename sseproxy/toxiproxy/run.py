@@ -148,7 +148,10 @@ def fleet_command(
     for address in (api, control):
         if address is not None:
             check_control_address(address[0], token)
-    upstream, scenario_name = options["upstream"], options["scenario_name"]
+    upstreams, scenario_name = options["upstreams"], options["scenario_name"]
+    if len(upstreams) > 1:
+        raise ConfigError("--toxiproxy-api and --config take at most one --upstream (no pool)")
+    upstream = upstreams[0] if upstreams else None
     if options["config_path"] is not None:
         if upstream or scenario_name:
             raise ConfigError("--config lists each proxy's upstream and scenario; drop them")
