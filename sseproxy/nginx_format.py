@@ -5,7 +5,8 @@ nginx's `combined` format says neither how long a request lasted nor which upstr
 served it, and nothing ties a line to the error log. This is combined plus `key=value`
 fields that do: `rt` ($request_time), `urt` ($upstream_response_time), `upstream`
 ($upstream_addr), `conn` ($connection, the `*N` of the error log) and, optionally,
-`accept` ($http_accept, which tells EventSource requests apart).
+`accept` ($http_accept, which tells EventSource requests apart) and `msec` ($msec: when
+the line was written, to the millisecond; $time_local is to the second).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ LOG_FORMAT = (
     'log_format sseproxy \'$remote_addr - $remote_user [$time_local] "$request" $status '
     '$body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time '
     'urt="$upstream_response_time" upstream="$upstream_addr" conn=$connection '
-    'accept="$http_accept"\';'
+    'accept="$http_accept" msec=$msec\';'
 )
 """The line to paste into nginx's `http { }` block."""
 

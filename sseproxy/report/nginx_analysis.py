@@ -114,9 +114,10 @@ def _why(
     if entry is not None and entry.cause is not None:
         cause = entry.cause
         key = cause.key
+        meaning = cause.meaning
         if key == "client-closed" and request.status == 499:
-            key = "client-closed-before-head"
-        return _Why(key, cause.side, "error log", cause.meaning, entry.message)
+            key, meaning = "client-closed-before-head", _STATUS_MEANING[499]
+        return _Why(key, cause.side, "error log", meaning, entry.message)
     by_status = _status_why(request)
     if by_status is not None:
         return by_status

@@ -6,8 +6,8 @@ others may follow (nginx's `uct=`, `uht=` ...), so a format that grew for other 
 still reads. A file whose lines are not that is refused with one
 line naming what is missing.
 
-`$time_local` is when nginx wrote the line: the end of the request. Its start is that
-minus `$request_time` (to a second, the resolution of `$time_local`).
+`$time_local` (or `$msec`, to the millisecond, when logged) is when nginx wrote the line:
+the end of the request. Its start is that minus `$request_time`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class NginxLogError(ConfigError):
 
 @dataclass(frozen=True)
 class Request:
-    """One access-log line. Times are seconds since the epoch; `start` is to a second."""
+    """One access-log line. Times are seconds since the epoch, to a second unless the line
+    has `msec=`."""
 
     line: int
     addr: str
@@ -147,13 +148,15 @@ def parse_access_line(text: str, number: int = 1) -> Request | str:
     conn = fields["conn"]
     if when is None or duration is None or not conn.isdigit():
         return "has a time, rt= or conn= that is not a number"
+    msec = fields.get("msec", "")
+    end = float(msec) if _NUMBER.fullmatch(msec) else when[0]
     request = found.group("request").split(" ")
     method, target = (request[0], request[1]) if len(request) >= 2 else ("-", "-")
     upstreams = _upstreams(fields["upstream"])
     return Request(
         line=number,
         addr=found.group("addr"),
-        end=when[0],
+        end=end,
         duration=duration,
         method=method,
         path=target.split("?", 1)[0],
