@@ -164,15 +164,15 @@ def _reproduce(pile: Cluster, whys: Sequence[_Why]) -> tuple[list[str], str, str
     side = sides.most_common(1)[0][0]
     top = causes.most_common(1)[0][0]
     if pile.limit is not None:
-        presets = pile.limit.presets
 
-        def nginx_like(name: str) -> bool:
-            return name.startswith(("nginx", "ingress"))
+        def nginx_first(name: str) -> int:
+            return 0 if name == "nginx-default" else 1 if name.startswith("nginx") else 2
 
-        if side == "nginx":
-            presets = sorted(presets, key=lambda p: not nginx_like(p))
-        elif side == "client":  # something in front of nginx, or the client itself
-            presets = sorted(presets, key=nginx_like)
+        # nginx's logs: nginx is the first suspect, unless its error log says the client
+        # went away (then something in front of nginx, or the client itself, did it)
+        presets = sorted(pile.limit.presets, key=nginx_first)
+        if side == "client":
+            presets = sorted(presets, key=lambda name: nginx_first(name) < 2)
         command = f"sseproxy run --scenario {presets[0]}" if presets else ""
         return presets, command, pile.limit.label
     twin = _NGINX_TWIN.get(top)
