@@ -211,7 +211,8 @@ def _reconnects(
     for mine in by_client.values():
         mine.sort(key=lambda r: (r.start, r.line))
         for previous, following in itertools.pairwise(mine):
-            if -1.0 <= following.start - previous.end <= window:
+            slack = 0.01 if previous.exact and following.exact else 1.0  # $time_local: 1 s
+            if -slack <= following.start - previous.end <= window:
                 hops.append((previous, following))
     delays = [max(0.0, b.start - a.end) for a, b in hops]
     clients = len({f"{a.addr} {a.user_agent}" for a, _ in hops})
@@ -389,9 +390,11 @@ def _upstreams(
     chosen: Sequence[Request], whys: Sequence[_Why], retries: dict[int, list[ErrorEntry]]
 ) -> list[UpstreamRow]:
     by_upstream: dict[str, list[int]] = defaultdict(list)
+    paths: dict[str, set[str]] = defaultdict(set)
     tried: Counter[str] = Counter()
     for i, r in enumerate(chosen):
         by_upstream[r.upstream or "(none)"].append(i)
+        paths[r.upstream or "(none)"].add(r.path)
         tried.update(r.tried)
     n = len(chosen)
     rows = [
@@ -407,6 +410,7 @@ def _upstreams(
             networks=len({_network(chosen[i].addr) for i in members}),
             p50_duration=_summary_of(chosen[i].duration for i in members),
             top_cause=Counter(whys[i].cause for i in members).most_common(1)[0][0],
+            pool=sorted(u for u in by_upstream if paths[u] & paths[upstream] and u != "(none)"),
         )
         for upstream, members in by_upstream.items()
     ]
@@ -531,13 +535,20 @@ def _sentences(report: NginxReport) -> list[str]:
         if c.reproduce:
             line += f" Reproduce: {c.reproduce}."
         out.append(line)
-    ups = [u for u in report.upstreams if u.upstream != "(none)"]
-    if len(ups) > 1 and ups[0].share > 1.5 / len(ups):
-        out.append(
-            f"Upstreams are unbalanced: {ups[0].upstream} took {ups[0].share * 100:.0f} % of "
-            f"the requests (from {plural(ups[0].networks, 'client /24 network')}; ip_hash "
-            "keys on the first three octets)."
-        )
+    requests = {u.upstream: u.requests for u in report.upstreams}
+    judged: set[str] = set()
+    for u in report.upstreams:  # the busiest first
+        if len(u.pool) < 2 or u.upstream in judged:
+            continue
+        judged.update(u.pool)
+        share = u.requests / sum(requests[p] for p in u.pool)
+        if share > 1.5 / len(u.pool):
+            out.append(
+                f"Upstreams are unbalanced: {u.upstream} took {share * 100:.0f} % of the "
+                f"requests its pool of {len(u.pool)} served (from "
+                f"{plural(u.networks, 'client /24 network')}; ip_hash keys on the first three "
+                "octets of the client's address)."
+            )
     if report.reconnects.reconnects:
         r = report.reconnects
         out.append(

@@ -83,6 +83,8 @@ class Request:
     """None when the format does not log $http_accept."""
     utc_offset: float
     """Of $time_local, in seconds: the error log's times are in the same zone."""
+    exact: bool = False
+    """`end` is to the millisecond ($msec logged), not to the second."""
 
     @property
     def start(self) -> float:
@@ -170,6 +172,7 @@ def parse_access_line(text: str, number: int = 1) -> Request | str:
         upstream_time=_last_number(fields["urt"]),
         accept=fields.get("accept"),
         utc_offset=when[1],
+        exact=end != when[0],
     )
 
 

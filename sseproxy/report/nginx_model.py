@@ -116,6 +116,9 @@ class UpstreamRow:
     """Distinct client /24 networks: what `ip_hash` keys on (the first three octets)."""
     p50_duration: float | None
     top_cause: str
+    pool: list[str]
+    """The upstreams that served some of the same paths (itself included): one pool, as
+    far as the log can tell, whose balance can be judged."""
 
 
 @dataclass

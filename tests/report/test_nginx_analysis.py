@@ -143,7 +143,8 @@ def test_clients_by_family_and_an_ip_hash_imbalance() -> None:
     top = report.upstreams[0]
     assert (top.upstream, top.requests, top.clients, top.networks) == ("10.1.0.1:8080", 8, 8, 1)
     assert any(
-        s.startswith("Upstreams are unbalanced: 10.1.0.1:8080 took 80 %") for s in report.summary
+        s.startswith("Upstreams are unbalanced: 10.1.0.1:8080 took 80 % of the requests its pool")
+        for s in report.summary
     )
 
 
