@@ -39,7 +39,7 @@ __all__ = ["RECONNECT_WINDOW", "analyse_nginx", "select"]
 
 RECONNECT_WINDOW = 120.0
 MAX_ROWS = 250
-"""Timeline rows (clients) drawn at most."""
+"""Timeline rows drawn at most."""
 
 _STATUS_MEANING = {
     499: "the client went away before the response head (nginx's own code)",
@@ -417,34 +417,51 @@ def _upstreams(
     return sorted(rows, key=lambda u: (-u.requests, u.upstream))
 
 
+def _lanes(chosen: Sequence[Request]) -> tuple[list[str], list[str], dict[int, int]]:
+    """Timeline rows: one per client, and another beside it while one of its requests
+    overlaps the previous (tabs, parallel clients behind one address), so no bar hides
+    another. Returns (row keys, labels, access-log line -> row)."""
+    ends: dict[str, list[float]] = {}
+    lane_of: dict[int, tuple[str, int]] = {}
+    for r in chosen:  # sorted by start
+        client = f"{r.addr} {r.user_agent}"
+        lanes = ends.setdefault(client, [])
+        lane = next((i for i, end in enumerate(lanes) if end <= r.start), len(lanes))
+        if lane == len(lanes):
+            lanes.append(r.end)
+        lanes[lane] = r.end
+        lane_of[r.line] = (client, lane)
+    order = {client: n for n, client in enumerate(ends)}
+    keys = sorted({v for v in lane_of.values()}, key=lambda k: (order[k[0]], k[1]))[:MAX_ROWS]
+    row_of = {key: n for n, key in enumerate(keys)}
+    family = {f"{r.addr} {r.user_agent}": f"{r.addr} {ua_family(r.user_agent)}" for r in chosen}
+    labels = [family[c] + (f" ({lane + 1})" if lane else "") for c, lane in keys]
+    rows = {line: row_of[key] for line, key in lane_of.items() if key in row_of}
+    return [f"{c} ({lane + 1})" for c, lane in keys], labels, rows
+
+
 def _timeline(
     chosen: Sequence[Request], whys: Sequence[_Why], hops: Sequence[tuple[Request, Request]]
 ) -> Timeline:
     if not chosen:
         return Timeline(0.0, [], [], [], [], {}, 0)
     t0 = min(r.start for r in chosen)
-    row_of: dict[str, int] = {}
-    rows: list[Row] = []
-    hidden: set[str] = set()
+    keys, labels, row_of = _lanes(chosen)
+    rows = [Row(key, label) for key, label in zip(keys, labels, strict=True)]
     colours: dict[str, str] = {}
     used: Counter[str] = Counter()
     bars = []
     for r, w in zip(chosen, whys, strict=True):
-        key = f"{r.addr} {r.user_agent}"
-        if key not in row_of:
-            if len(rows) >= MAX_ROWS:
-                hidden.add(key)
-                continue
-            row_of[key] = len(rows)
-            rows.append(Row(key, f"{r.addr} {ua_family(r.user_agent)}"))
         if w.cause not in colours:
             palette = _PALETTES.get(w.side, _PALETTES["unknown"])
             colours[w.cause] = palette[used[w.side] % len(palette)]
             used[w.side] += 1
+        if r.line not in row_of:
+            continue
         bars.append(
             Bar(
                 conn=f"line {r.line}",
-                row=row_of[key],
+                row=row_of[r.line],
                 start=r.start - t0,
                 end=r.end - t0,
                 open=False,
@@ -460,7 +477,7 @@ def _timeline(
         )
     gaps = [
         Gap(
-            row=row_of[f"{b.addr} {b.user_agent}"],
+            row=row_of[b.line],
             start=min(a.end, b.start) - t0,
             end=b.start - t0,
             previous=f"line {a.line}",
@@ -470,10 +487,11 @@ def _timeline(
             replayed=0,
         )
         for a, b in hops
-        if f"{b.addr} {b.user_agent}" in row_of
+        if b.line in row_of
     ]
     end = max(r.end for r in chosen) - t0
-    return Timeline(end, rows, bars, [], gaps, colours, len(hidden))
+    hidden = len({(r.addr, r.user_agent) for r in chosen if r.line not in row_of})
+    return Timeline(end, rows, bars, [], gaps, colours, hidden)
 
 
 def _notes(

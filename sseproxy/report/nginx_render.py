@@ -181,9 +181,10 @@ def render_nginx_html(report: NginxReport) -> str:
         + "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards)
         + "</div>",
         '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in report.summary) + "</ul>",
-        '<h2>Timeline</h2><p class="hint">One row per client (address and user agent); one '
-        "bar per request (outlined dark red: no stream started), coloured by why it ended; "
-        "dashed: the gap before the same client came back. Hover for details.</p>",
+        '<h2>Timeline</h2><p class="hint">One row per client (address and user agent; more '
+        "while its requests overlap); one bar per request (outlined dark red: no stream "
+        "started), coloured by why it ended; dashed: the gap before the same client came "
+        "back. Hover for details.</p>",
     ]
     if report.timeline.hidden_rows:
         parts.append(f'<p class="hint">{report.timeline.hidden_rows} more clients not drawn.</p>')
