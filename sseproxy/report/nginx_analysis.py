@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sseproxy.report.limits import Cluster, Limit, clusters, known_limits
+from sseproxy.report.limits import Cluster, Limit, Source, clusters, known_limits
 from sseproxy.report.model import Bar, Gap, Row, Timeline
 from sseproxy.report.nginx_errors import ErrorEntry, ErrorLog, join
 from sseproxy.report.nginx_log import AccessLog, Request
@@ -157,13 +157,15 @@ def _why(
     )
 
 
-def _reproduce(pile: Cluster, whys: Sequence[_Why]) -> tuple[list[str], str, str]:
+def _reproduce(
+    pile: Cluster, whys: Sequence[_Why], statuses: Sequence[int]
+) -> tuple[list[str], str, str]:
     """(presets at its limit, an `sseproxy run` that reproduces it, what it is known as)."""
     sides = Counter(w.side for w in whys)
     causes = Counter(w.cause for w in whys)
     side = sides.most_common(1)[0][0]
     top = causes.most_common(1)[0][0]
-    if pile.limit is not None:
+    if pile.limit is not None and pile.limit.presets:
 
         def nginx_first(name: str) -> int:
             return 0 if name == "nginx-default" else 1 if name.startswith("nginx") else 2
@@ -176,15 +178,20 @@ def _reproduce(pile: Cluster, whys: Sequence[_Why]) -> tuple[list[str], str, str
         command = f"sseproxy run --scenario {presets[0]}" if presets else ""
         return presets, command, pile.limit.label
     twin = _NGINX_TWIN.get(top)
+    why = "error log"
+    if twin is None and 504 in statuses:
+        twin, why = _NGINX_TWIN["proxy_read_timeout"], "its 504s last as long"
+    label = pile.limit.label if pile.limit else ""  # documented or --limit: no preset
     if twin is not None:
         preset, fault = twin
         value = f"{pile.centre:.3g}s"
+        seen = f"nginx {fault} ~{human_duration(pile.centre)} ({why})"
         return (
             [preset],
             f"sseproxy run --scenario {preset} (with {fault} = {value})",
-            f"nginx {fault} ~{human_duration(pile.centre)} (error log)",
+            f"{label}; {seen}" if label else seen,
         )
-    return [], "", ""
+    return [], "", label
 
 
 def _summary_of(values: Iterable[float]) -> float | None:
@@ -234,7 +241,9 @@ def analyse_nginx(
     durations = [r.duration for r in chosen]
 
     def telling(members: list[int]) -> bool:
-        """A pile nginx's error log blames on one of its timeouts."""
+        """A pile that names nginx's read timeout: its 504s, or its error log."""
+        if any(chosen[i].status == 504 for i in members):
+            return True
         if joined is None:
             return False
         entries = [joined.causes.get(chosen[i].line) for i in members]
@@ -243,9 +252,12 @@ def analyse_nginx(
     piles = clusters(durations, known, telling)
     limit_of: dict[int, Limit] = {}
     for pile in piles:
-        if pile.limit is not None:
-            for i in pile.members:
-                limit_of[i] = pile.limit
+        limit = pile.limit
+        if limit is None and any(chosen[i].status == 504 for i in pile.members):
+            seen = f"nginx proxy_read_timeout ~{human_duration(pile.centre)} (504s last as long)"
+            limit = Limit(pile.centre, [Source(seen)])
+        if limit is not None:
+            limit_of.update((i, limit) for i in pile.members)
     whys = [
         _why(
             r,
@@ -292,7 +304,8 @@ def analyse_nginx(
     rows = []
     for pile in piles:
         pile_whys = [whys[i] for i in pile.members]
-        presets, command, known_as = _reproduce(pile, pile_whys)
+        codes = [chosen[i].status for i in pile.members]
+        presets, command, known_as = _reproduce(pile, pile_whys, codes)
         rows.append(
             ClusterRow(
                 centre=pile.centre,

@@ -161,12 +161,25 @@ def test_without_the_error_log_causes_are_inferred_and_the_report_says_so(logs: 
     data = json.loads(result.output)
     got = {r["target"]: (r["cause"], r["source"]) for r in data["requests"]}
     assert got["/quiet/1"] == got["/quiet/2"] == ("at the 1 s limit", "inferred")
+    pile = next(c for c in data["clusters"] if c["limit"] == TIMEOUT)
+    assert (
+        pile["known_as"] == "ours (--limit); nginx proxy_read_timeout ~1 s (its 504s last as long)"
+    )
     assert got["/lively/1"] == ("ended", "inferred")  # only the error log can tell
     assert got["/dead/1"] == ("upstream-refused", "inferred")
     assert got["/hung/1"] == ("upstream-timeout", "status")
     assert got["/hung/2"] == ("client-closed-before-head", "status")
     assert data["totals"]["causes_from"] == "inferred from durations and statuses"
     assert any("No error log" in note for note in data["notes"])
+
+
+def test_without_the_error_log_504s_at_the_same_time_name_the_read_timeout(logs: Logs) -> None:
+    report = analyse_nginx(read_access_log(str(logs.access)))
+    pile = next(c for c in report.clusters if abs(c.centre - TIMEOUT) < 0.35)
+    assert pile.known_as == "nginx proxy_read_timeout ~1 s (its 504s last as long)"
+    assert pile.reproduce == "sseproxy run --scenario nginx-default (with proxy_read_timeout = 1s)"
+    causes = {r.target: r.cause for r in report.requests}
+    assert causes["/quiet/1"] == causes["/quiet/2"] == "at the 1 s limit"
 
 
 def test_text_and_html_from_the_command_line(logs: Logs, tmp_path: Path) -> None:
