@@ -130,7 +130,7 @@ CAUSES: tuple[tuple[re.Pattern[str], Cause], ...] = tuple(
             _C("upstream-reset", "server", "the upstream's connection was reset mid-stream"),
         ),
         (
-            r"(prematurely closed|\(104: [^)]*\)) while reading response header",
+            r"(prematurely closed connection|\(104: [^)]*\)) while reading response header",
             _C(
                 "upstream-failed-before-head",
                 "server",

@@ -147,6 +147,17 @@ def test_gzip_and_empty_and_missing_files(tmp_path: Path) -> None:
         ),
         ("no live upstreams while connecting to upstream", "no-live-upstreams", "server"),
         (
+            "upstream prematurely closed connection while reading response header from upstream",
+            "upstream-failed-before-head",
+            "server",
+        ),
+        (
+            "recv() failed (104: Connection reset by peer) while reading response header from "
+            "upstream",
+            "upstream-failed-before-head",
+            "server",
+        ),
+        (
             "connect() failed (113: No route to host) while connecting to upstream",
             "upstream-unreachable",
             "server",
