@@ -11,6 +11,7 @@ few from docs/REFERENCES that have no preset, and `--limit` the user's own.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,6 +141,21 @@ MIN_SHARE = 0.1
 """A pile away from every known limit is shown when it holds this share of the requests."""
 
 
+NEIGHBOURHOOD = (0.8, 1.25)
+"""Around a pile, the durations from 0.8 to 1.25 times its start are its background."""
+
+
+def _stands_out(count: int, start: float, ordered: Sequence[float]) -> bool:
+    """The pile holds at least three times what the durations around it would put in a span
+    of its width, plus one: thousands of clients closing tabs at random times make a few
+    requests last 600 s by chance, and that is no pile at the 600 s limit."""
+    low, high = start * NEIGHBOURHOOD[0], start * NEIGHBOURHOOD[1]
+    around = bisect.bisect_right(ordered, high) - bisect.bisect_left(ordered, low) - count
+    width = _width(start)
+    span = max(high - low - width, width)
+    return count >= 3 * around * width / span + 1
+
+
 def clusters(
     durations: Sequence[float],
     limits: Sequence[Limit],
@@ -149,11 +165,12 @@ def clusters(
 
     Sorted durations are cut where the next one is further from the pile's first than
     `_width` allows, so a pile is never wider than a timer's slack and durations spread
-    evenly make no pile. A pile is kept when it has two members and sits
-    at a known limit or is `telling` (its members have a cause that names a limit), or
-    holds MIN_SHARE of everything (and at least 3).
+    evenly make no pile. A pile is kept when it stands out from the durations around it
+    (`_stands_out`) and either sits at a known limit, or is `telling` (its members have a
+    cause that names a limit), or holds MIN_SHARE of everything (and at least 3).
     """
     order = sorted(range(len(durations)), key=lambda i: durations[i])
+    ordered = [durations[i] for i in order]
     piles: list[list[int]] = []
     for i in order:
         if piles and durations[i] - durations[piles[-1][0]] <= _width(durations[piles[-1][0]]):
@@ -166,6 +183,7 @@ def clusters(
         centre = values[len(values) // 2]
         limit = nearest(centre, limits)
         big = len(pile) >= max(3, MIN_SHARE * len(durations))
-        if (len(pile) >= 2 and (limit is not None or telling(pile))) or big:
+        named = len(pile) >= 2 and (limit is not None or telling(pile))
+        if (named or big) and _stands_out(len(pile), values[0], ordered):
             found.append(Cluster(values[0], values[-1], sorted(pile), centre, limit))
     return sorted(found, key=lambda c: (-len(c.members), c.centre))

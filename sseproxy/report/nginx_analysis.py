@@ -11,6 +11,7 @@ and the report says so rather than guess.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -32,10 +33,14 @@ from sseproxy.report.nginx_model import (
     StatusRow,
     UpstreamRow,
 )
-from sseproxy.report.stats import histogram, human_duration, percentile, summarize, ua_family
+from sseproxy.report.stats import histogram, human_duration, percentile, summarize
+from sseproxy.report.stats import ua_family as _ua_family
 from sseproxy.words import plural
 
 __all__ = ["RECONNECT_WINDOW", "analyse_nginx", "select"]
+
+ua_family = functools.lru_cache(maxsize=4096)(_ua_family)
+"""A log has many requests from few user agents."""
 
 RECONNECT_WINDOW = 120.0
 MAX_ROWS = 250
@@ -52,6 +57,7 @@ _PALETTES = {
     "server": ("#59a14f", "#8cd17d", "#3b7a33"),
     "nginx": ("#e15759", "#f28e2b", "#b6392d"),
     "limit": ("#edc948", "#b07aa1"),
+    "not nginx": ("#b07aa1", "#d4a6c8"),
     "unknown": ("#9a9a9a", "#bab0ac"),
 }
 _NGINX_TWIN = {
@@ -130,6 +136,16 @@ def _why(
             "upstream ended the response",
             "",
         )
+    if limit is not None and errors is not None:  # nginx would have logged its own timeout
+        return _Why(
+            f"at the {human_duration(limit.seconds)} limit",
+            "not nginx",
+            "inferred",
+            "lasted as long as a known limit, and nginx logged no timeout of its own: "
+            "something in front of nginx, the client, or the upstream ending on time: "
+            + limit.label,
+            "",
+        )
     if limit is not None:
         return _Why(
             f"at the {human_duration(limit.seconds)} limit",
@@ -157,6 +173,18 @@ def _why(
     )
 
 
+SHOWN_SOURCES = 3
+
+
+def _known_as(limit: Limit, presets: Sequence[str]) -> str:
+    """Who has the limit, the likeliest first, a few only (`sources` in the JSON has all)."""
+    rank = {name: n for n, name in enumerate(presets)}
+    ordered = sorted(limit.sources, key=lambda x: rank.get(x.preset or "", len(rank)))
+    shown = "; ".join(x.label for x in ordered[:SHOWN_SOURCES])
+    more = len(ordered) - SHOWN_SOURCES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
 def _reproduce(
     pile: Cluster, whys: Sequence[_Why], statuses: Sequence[int]
 ) -> tuple[list[str], str, str]:
@@ -173,10 +201,10 @@ def _reproduce(
         # nginx's logs: nginx is the first suspect, unless its error log says the client
         # went away (then something in front of nginx, or the client itself, did it)
         presets = sorted(pile.limit.presets, key=nginx_first)
-        if side == "client":
+        if side in ("client", "not nginx"):
             presets = sorted(presets, key=lambda name: nginx_first(name) < 2)
         command = f"sseproxy run --scenario {presets[0]}" if presets else ""
-        return presets, command, pile.limit.label
+        return presets, command, _known_as(pile.limit, presets)
     twin = _NGINX_TWIN.get(top)
     why = "error log"
     if twin is None and 504 in statuses:
@@ -315,6 +343,7 @@ def analyse_nginx(
                 share=share(len(pile.members)),
                 limit=pile.limit.seconds if pile.limit else None,
                 known_as=known_as,
+                sources=[x.label for x in pile.limit.sources] if pile.limit else [],
                 presets=presets,
                 reproduce=command,
                 causes=dict(Counter(w.cause for w in pile_whys).most_common()),

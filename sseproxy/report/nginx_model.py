@@ -51,7 +51,9 @@ class NginxTotals:
 class CauseRow:
     cause: str
     side: str
-    """client, server (the upstream), nginx (one of its timeouts), limit, or unknown."""
+    """client, server (the upstream), nginx (one of its timeouts), limit (at a known limit,
+    no error log), not nginx (at a known limit, and the error log has no nginx timeout),
+    or unknown."""
     source: str
     """error log, status, or inferred."""
     count: int
@@ -80,8 +82,10 @@ class ClusterRow:
     limit: float | None
     """The known limit it sits at, in seconds."""
     known_as: str
-    """Who has that limit (presets' faults, documented defaults, --limit), or what the
-    error log says cut these requests."""
+    """Who has that limit (the likeliest few of `sources`), or what the error log (or the
+    504s in the pile) says cut these requests."""
+    sources: list[str]
+    """Everything known to have that limit: presets' faults, documented defaults, --limit."""
     presets: list[str]
     reproduce: str
     """An `sseproxy run --scenario ...` that reproduces the pile ('' when nothing does)."""

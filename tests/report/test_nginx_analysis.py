@@ -18,7 +18,7 @@ from sseproxy.report.nginx_log import read_access_log
 from sseproxy.report.nginx_model import NginxReport
 from sseproxy.report.nginx_render import render_nginx_html, render_nginx_json, render_nginx_text
 from sseproxy.report_cli import report_command
-from tests.report.nginx_lines import CLIENT_GONE, READ_TIMEOUT, access, error
+from tests.report.nginx_lines import CLIENT_GONE, READ_TIMEOUT, REFUSED, access, error
 
 
 def test_the_limits_come_from_the_presets() -> None:
@@ -59,6 +59,14 @@ def test_durations_pile_up_next_to_known_limits_and_nowhere_else() -> None:
     assert all(c.limit is not None for c in found)  # the spread makes no pile of its own
 
 
+def test_thousands_of_random_durations_make_no_pile_at_a_limit_by_chance() -> None:
+    rng = random.Random(7)
+    spread = [rng.uniform(0, 900) for _ in range(20000)]
+    at_alb = [60.0 + rng.uniform(0, 0.3) for _ in range(100)]
+    found = clusters(spread + at_alb, known_limits())
+    assert [c.limit.seconds for c in found if c.limit] == [60.0]
+
+
 def _report(lines: list[str], errors: list[str] | None = None, **options: Any) -> NginxReport:
     access_log = read_access_log("access.log", lines)
     error_log = read_error_log("error.log", errors) if errors is not None else None
@@ -91,6 +99,17 @@ def test_who_cut_a_60_s_pile_picks_the_preset() -> None:
     )
     assert by_client.clusters[0].reproduce == "sseproxy run --scenario aws-alb"
     assert {r.cause for r in by_client.requests} == {"client-closed"}
+
+
+def test_a_pile_at_a_limit_that_nginx_did_not_log_is_something_else() -> None:
+    """At error level nginx logs its own timeouts: 200s that lasted 100 s with no error
+    line were cut by something else, such as Cloudflare in front of nginx."""
+    lines = [access(100.1 + 200 * i, 100.1, conn=i + 1) for i in range(4)]
+    lines.append(access(900, 0.0, conn=9, status=502))
+    report = _report(lines, [error(900, 9, REFUSED)])
+    assert {r.cause for r in report.requests if r.status == 200} == {"at the 1 min 40 s limit"}
+    assert {r.side for r in report.requests if r.status == 200} == {"not nginx"}
+    assert report.clusters[0].reproduce == "sseproxy run --scenario cloudflare"
 
 
 def test_statuses_and_what_a_200_without_an_error_line_means() -> None:
