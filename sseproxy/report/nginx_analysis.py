@@ -199,9 +199,10 @@ def _reproduce(
             return 0 if name == "nginx-default" else 1 if name.startswith("nginx") else 2
 
         # nginx's logs: nginx is the first suspect, unless its error log says the client
-        # went away (then something in front of nginx, or the client itself, did it)
+        # went away (something in front of nginx, or the client itself, did it), or the
+        # upstream ended on time, or nginx logged no timeout of its own
         presets = sorted(pile.limit.presets, key=nginx_first)
-        if side in ("client", "not nginx"):
+        if side in ("client", "not nginx", "server"):
             presets = sorted(presets, key=lambda name: nginx_first(name) < 2)
         command = f"sseproxy run --scenario {presets[0]}" if presets else ""
         return presets, command, _known_as(pile.limit, presets)
