@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from sseproxy.report.html import Raw, _e, _pct, _table
+from sseproxy.report.html import MAX_ROWS, Raw, _e, _pct, _table
 from sseproxy.report.nginx_model import NginxReport
 from sseproxy.report.page import PAGE, SCRIPT, STYLE
 from sseproxy.report.stats import BUCKETS, human_duration
@@ -25,6 +26,10 @@ JSON_VERSION = 1
 def render_nginx_json(report: NginxReport) -> str:
     data: dict[str, Any] = {"version": JSON_VERSION, "kind": "nginx", **dataclasses.asdict(report)}
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def _range(low: float, high: float) -> str:
@@ -239,6 +244,30 @@ def render_nginx_html(report: NginxReport) -> str:
     parts.append(_table(_CLIENT_HEADS, _client_cells(report, 1000)))
     parts.append("<h2>Upstreams</h2>")
     parts.append(_table(_UPSTREAM_HEADS, _upstream_cells(report)))
+    if report.requests:
+        shown = report.requests[:MAX_ROWS]
+        more = f", the first {MAX_ROWS}; --json has all" if len(report.requests) > MAX_ROWS else ""
+        parts.append(f"<details><summary>Every request ({len(report.requests)}{more})</summary>")
+        parts.append(
+            _table(
+                ["line", "ended", "time", "client", "request", "status", "upstream", "cause"],
+                [
+                    [
+                        r.line,
+                        _iso(r.end),
+                        human_duration(r.duration),
+                        f"{r.client} {r.family}",
+                        f"{r.method} {r.target}",
+                        r.status,
+                        r.upstream,
+                        r.cause + (f' ("{r.detail}")' if r.detail else ""),
+                    ]
+                    for r in shown
+                ],
+                cls="small",
+            )
+        )
+        parts.append("</details>")
     if report.notes:
         parts.append(
             "<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>"

@@ -187,6 +187,7 @@ def test_the_three_outputs() -> None:
     page = render_nginx_html(report)
     assert page.count('"kind":"stream"') == 3 and page.count('"kind":"failed"') == 1
     assert "<code>sseproxy run --scenario nginx-default</code>" in page
+    assert "<summary>Every request (4)</summary>" in page
 
 
 def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
