@@ -176,6 +176,16 @@ def _why(
 SHOWN_SOURCES = 3
 
 
+def _setting(seconds: float) -> float:
+    """The round number someone would have configured for a timeout that fired after
+    `seconds` (the earliest of a pile: timers fire a little late, rarely early)."""
+    if seconds < 10:
+        return round(seconds, 1)
+    if seconds < 100:
+        return float(round(seconds))
+    return float(round(seconds / 5) * 5)
+
+
 def _known_as(limit: Limit, presets: Sequence[str]) -> str:
     """Who has the limit, the likeliest first, a few only (`sources` in the JSON has all)."""
     rank = {name: n for n, name in enumerate(presets)}
@@ -213,7 +223,7 @@ def _reproduce(
     label = pile.limit.label if pile.limit else ""  # documented or --limit: no preset
     if twin is not None:
         preset, fault = twin
-        value = f"{pile.centre:.3g}s"
+        value = f"{_setting(pile.low):g}s"
         seen = f"nginx {fault} ~{human_duration(pile.centre)} ({why})"
         return (
             [preset],

@@ -59,6 +59,13 @@ def test_durations_pile_up_next_to_known_limits_and_nowhere_else() -> None:
     assert all(c.limit is not None for c in found)  # the spread makes no pile of its own
 
 
+def test_a_pile_at_no_known_limit_is_reproduced_with_a_round_setting() -> None:
+    lines = [access(20 + 40 * i, 37.4 + 0.1 * i, conn=i + 1) for i in range(3)]
+    errors = [error(20 + 40 * i, i + 1, READ_TIMEOUT) for i in range(3)]
+    pile = _report(lines, errors).clusters[0]
+    assert pile.reproduce == "sseproxy run --scenario nginx-default (with proxy_read_timeout = 37s)"
+
+
 def test_thousands_of_random_durations_make_no_pile_at_a_limit_by_chance() -> None:
     rng = random.Random(7)
     spread = [rng.uniform(0, 900) for _ in range(20000)]
