@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sseproxy.report.nginx_log import Request, open_text
+from sseproxy.report.nginx_log import NginxLogError, Request, open_text
 
 __all__ = [
     "CAUSES",
@@ -190,14 +190,16 @@ def _local_seconds(found: re.Match[str]) -> float:
 
 
 def read_error_log(path: str, lines: Iterable[str] | None = None) -> ErrorLog:
+    """Every line about a connection; refused when no line at all is nginx's."""
     entries: list[ErrorEntry] = []
     info = False
-    count = 0
+    count = nginx_lines = 0
     for number, text in enumerate(open_text(path) if lines is None else lines, 1):
         count = number
         level = _LEVEL.match(text)
         if level is None:
             continue
+        nginx_lines += 1
         info = info or level.group(1) in ("info", "debug")
         found = _LINE.match(text.rstrip("\r\n"))
         if found is None:
@@ -215,6 +217,11 @@ def read_error_log(path: str, lines: Iterable[str] | None = None) -> ErrorLog:
                 request=request.group(1) if request else None,
                 cause=classify(what),
             )
+        )
+    if count and not nginx_lines:
+        raise NginxLogError(
+            f"{path}: not an nginx error log (no line like "
+            "`2026/03/01 10:00:00 [error] 12#12: *5 ...`); give the file of `error_log`"
         )
     return ErrorLog(path, entries, info, count)
 

@@ -206,6 +206,8 @@ def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path) -> None:
         (["run.jsonl", "--nginx-log", str(log)], "not both"),
         (["--nginx-log", str(log), "--scenario", "aws-alb"], "use --limit"),
         (["--nginx-log", str(log), "--limit", "soon"], "soon"),
+        (["--nginx-log", str(log), "--nginx-error-log", str(log)], "not an nginx error log"),
+        (["--nginx-log", str(log), "--nginx-error-log", str(tmp_path / "none")], "cannot read"),
     ]:
         result = CliRunner().invoke(report_command, args)
         assert result.exit_code == 2, (args, result.output)
