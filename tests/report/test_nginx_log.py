@@ -209,3 +209,12 @@ def test_a_failed_try_before_a_stream_is_not_how_the_stream_ended() -> None:
     joined = join(read_access_log("a", lines).requests, read_error_log("e", errors))
     assert joined.causes == {}
     assert [e.cause.key for e in joined.retries[1] if e.cause] == ["upstream-refused"]
+
+
+def test_the_error_log_is_in_the_local_time_of_the_access_log() -> None:
+    """nginx writes both in local time; only the access log says which zone (+01:00 here)."""
+    lines = [access(60, 60.0, conn=4, msec=False).replace("+0000]", "+0100]")]
+    joined = join(
+        read_access_log("a", lines).requests, read_error_log("e", [error(60, 4, READ_TIMEOUT)])
+    )
+    assert [e.cause.key for e in joined.causes.values() if e.cause] == ["proxy_read_timeout"]
