@@ -242,6 +242,12 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
+def _area(path: str) -> str:
+    """The first segment of a path (`/sse/a/b` -> `/sse`): the upstreams serving the same
+    one most likely stand behind one `location` and one `upstream` pool."""
+    return "/" + path.lstrip("/").split("/", 1)[0]
+
+
 def _network(addr: str) -> str:
     parts = addr.split(".")
     return ".".join(parts[:3]) if len(parts) == 4 else addr
@@ -447,7 +453,7 @@ def _upstreams(
     tried: Counter[str] = Counter()
     for i, r in enumerate(chosen):
         by_upstream[r.upstream or "(none)"].append(i)
-        paths[r.upstream or "(none)"].add(r.path)
+        paths[r.upstream or "(none)"].add(_area(r.path))
         tried.update(r.tried)
     n = len(chosen)
     rows = [

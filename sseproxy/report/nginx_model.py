@@ -121,8 +121,8 @@ class UpstreamRow:
     p50_duration: float | None
     top_cause: str
     pool: list[str]
-    """The upstreams that served some of the same paths (itself included): one pool, as
-    far as the log can tell, whose balance can be judged."""
+    """The upstreams that served paths under the same first segment (itself included):
+    one pool, as far as the log can tell, whose balance can be judged."""
 
 
 @dataclass

@@ -40,12 +40,23 @@ TIMEOUT = 1.0
 CURL = "curl/8.5.0"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
 JAVA = "Java-http-client/17.0.2"
+HTTPX = "python-httpx/0.27.0"
 
 
-def client(port: int, target: str, agent: str, *, leave: float | None, timeout: float) -> str:
-    """GET with an EventSource's Accept; read until nginx closes or, after `leave` s, hang
-    up (a tab closed). Returns how it ended: "closed by nginx" or "left"."""
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+def client(
+    port: int,
+    target: str,
+    agent: str,
+    *,
+    leave: float | None,
+    timeout: float,
+    source: str = HOST,
+) -> str:
+    """GET with an EventSource's Accept from `source`; read until nginx closes or ends the
+    body or, after `leave` s, hang up (a tab closed). Returns how it ended."""
+    with socket.create_connection(
+        (HOST, port), timeout=timeout, source_address=(source, 0)
+    ) as sock:
         sock.sendall(
             f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: {agent}\r\n"
             "Accept: text/event-stream\r\n\r\n".encode()
@@ -61,6 +72,8 @@ def client(port: int, target: str, agent: str, *, leave: float | None, timeout: 
             if not chunk:
                 return "closed by nginx"
             data += chunk
+            if data.endswith(b"\r\n0\r\n\r\n"):
+                return "ended"
             if leave is None and b"\r\n\r\n" in data and not data.startswith(b"HTTP/1.1 200"):
                 return "answered " + data.split(b" ", 2)[1].decode()
         return "left"
@@ -81,6 +94,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Logs:
         RawServer(events_at(0.0)) as quiet,
         RawServer(trickle(100, 0.05, "X-Accel-Buffering: no\r\n")) as lively,
         RawServer(silent) as hung,
+        RawServer(trickle(1, 0.0)) as first,
+        RawServer(trickle(1, 0.0)) as second,
     ):
         read = f"proxy_read_timeout {TIMEOUT:g}s;"
         locations = "\n".join(
@@ -92,9 +107,12 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Logs:
                 f"{SSE_HTTP11} }}",
                 f"        location /dead/ {{ proxy_pass http://{HOST}:{dead}; }}",
                 f"        location /hung/ {{ proxy_pass http://{HOST}:{hung.port}; {read} }}",
+                "        location /pool/ { proxy_pass http://pool; }",
             ]
         )
-        with nginx(folder, locations, http=f"    {LOG_FORMAT}\n") as port:
+        pool = f"server {HOST}:{first.port}; server {HOST}:{second.port};"
+        http = f"    {LOG_FORMAT}\n    upstream pool {{ ip_hash; {pool} }}\n"
+        with nginx(folder, locations, http=http) as port:
             get: Callable[..., str] = partial(client, port, timeout=5)
             cases = {
                 "/quiet/1": partial(get, "/quiet/1", CURL, leave=None),
@@ -104,6 +122,13 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Logs:
                 "/dead/1": partial(get, "/dead/1", JAVA, leave=None),
                 "/hung/1": partial(get, "/hung/1", JAVA, leave=None),
                 "/hung/2": partial(get, "/hung/2", BROWSER, leave=0.3),
+                # ip_hash: four clients of one /24 network go to one server, one to the other
+                **{
+                    f"/pool/{n}": partial(get, f"/pool/{n}", HTTPX, leave=None, source=source)
+                    for n, source in enumerate(
+                        ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.1"), 1
+                    )
+                },
             }
             ends = dict(zip(cases, parallel(*cases.values()), strict=True))
     # nginx has stopped: every line is written
@@ -119,6 +144,7 @@ def test_the_clients_saw_what_the_log_should_explain(logs: Logs) -> None:
         "/dead/1": "answered 502",
         "/hung/1": "answered 504",
         "/hung/2": "left",
+        **{f"/pool/{n}": "ended" for n in range(1, 6)},
     }
 
 
@@ -133,6 +159,8 @@ def test_causes_come_from_nginx_itself(logs: Logs) -> None:
         "/dead/1": (502, "upstream-refused", "server", "error log"),
         "/hung/1": (504, "proxy_read_timeout-before-head", "nginx", "error log"),
         "/hung/2": (499, "client-closed-before-head", "client", "error log"),
+        # no error line, and the error log is at info level: the upstream ended them
+        **{f"/pool/{n}": (200, "upstream-end", "server", "error log") for n in range(1, 6)},
     }
     durations = {r.target: r.duration for r in report.requests}
     for target in ("/quiet/1", "/quiet/2", "/hung/1"):  # the read timeout (0.999 s seen)
@@ -144,9 +172,15 @@ def test_causes_come_from_nginx_itself(logs: Logs) -> None:
     assert "proxy_read_timeout" in pile.known_as
     assert pile.reproduce.startswith("sseproxy run --scenario nginx-default")
     families = {c.family: c.requests for c in report.clients}
-    assert families == {"curl": 2, "browser": 3, "java": 2}
+    assert families == {"curl": 2, "browser": 3, "java": 2, "python httpx": 5}
     ups = {u.upstream.rsplit(":", 1)[1]: u for u in report.upstreams}
-    assert len(ups) == 4  # one $upstream_addr per location
+    assert len(ups) == 6  # one $upstream_addr per location, two for the pool
+    pool = sorted((u for u in report.upstreams if len(u.pool) == 2), key=lambda u: -u.requests)
+    assert [(u.requests, u.networks) for u in pool] == [(4, 1), (1, 1)]
+    assert any(
+        s.startswith(f"Upstreams are unbalanced: {pool[0].upstream} took 80 %")
+        for s in report.summary
+    )
     assert sum(u.status_502 for u in ups.values()) == 1
     assert sum(u.status_504 for u in ups.values()) == 1
     assert report.totals.error_log_info is True
@@ -202,5 +236,5 @@ def test_nginx_writes_the_format_as_documented(logs: Logs) -> None:
     access = read_access_log(str(logs.access))
     assert access.unreadable == 0
     assert access.accept_logged
-    assert len(access.requests) == 7
+    assert len(access.requests) == 12
     assert all(r.connection > 0 and r.upstream for r in access.requests)
