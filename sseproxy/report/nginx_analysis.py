@@ -2,79 +2,48 @@
 they lasted next to the known limits, which clients and which upstreams.
 
 Why a request ended comes from nginx itself when the error log is given (joined by
-connection number, see `nginx_errors`); otherwise from what the access log allows: the
-status (499, 502, 504 say who failed) and, for a started stream, a duration that sits at
-a known limit. A 200 that lasted some other time could have been ended by either side,
-and the report says so rather than guess.
+connection number, see `nginx_errors`); otherwise from what the access log allows
+(`nginx_causes`). Durations pile up next to known limits (`limits`), and each pile is
+named with the preset that reproduces it (here). The pieces: `nginx_log` and
+`nginx_errors` read, `nginx_groups` groups by client, upstream and reconnect,
+`nginx_timeline` draws, `nginx_model` is what comes out and `nginx_render` prints it.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import functools
-import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sseproxy.report import nginx_groups as groups
 from sseproxy.report.limits import Cluster, Limit, Source, clusters, known_limits
-from sseproxy.report.model import Bar, Gap, Row, Timeline
-from sseproxy.report.nginx_errors import ErrorEntry, ErrorLog, join
+from sseproxy.report.nginx_causes import STATUS_MEANING, Why, why
+from sseproxy.report.nginx_errors import ErrorLog, join
+from sseproxy.report.nginx_groups import median, ua_family
 from sseproxy.report.nginx_log import AccessLog, Request
 from sseproxy.report.nginx_model import (
     CauseRow,
-    ClientRow,
     ClusterRow,
     NginxReport,
     NginxTotals,
-    ReconnectSummary,
     RequestRow,
     StatusRow,
-    UpstreamRow,
 )
-from sseproxy.report.stats import histogram, human_duration, percentile, summarize
-from sseproxy.report.stats import ua_family as _ua_family
+from sseproxy.report.nginx_timeline import timeline
+from sseproxy.report.stats import histogram, human_duration, summarize
 from sseproxy.words import plural
 
 __all__ = ["RECONNECT_WINDOW", "analyse_nginx", "select"]
 
-ua_family = functools.lru_cache(maxsize=4096)(_ua_family)
-"""A log has many requests from few user agents."""
-
 RECONNECT_WINDOW = 120.0
-MAX_ROWS = 250
-"""Timeline rows drawn at most."""
 
-_STATUS_MEANING = {
-    499: "the client went away before the response head (nginx's own code)",
-    502: "the upstream failed: refused, reset, closed or answered garbage",
-    503: "unavailable: nginx's limit_req/limit_conn, or the upstream said so",
-    504: "the upstream did not answer in time (proxy_read_timeout, proxy_connect_timeout)",
-}
-_PALETTES = {
-    "client": ("#4e79a7", "#7aa6d6", "#2b4f75"),
-    "server": ("#59a14f", "#8cd17d", "#3b7a33"),
-    "nginx": ("#e15759", "#f28e2b", "#b6392d"),
-    "limit": ("#edc948", "#b07aa1"),
-    "not nginx": ("#b07aa1", "#d4a6c8"),
-    "unknown": ("#9a9a9a", "#bab0ac"),
-}
 _NGINX_TWIN = {
     "proxy_read_timeout": ("nginx-default", "proxy_read_timeout"),
     "proxy_read_timeout-before-head": ("nginx-default", "proxy_read_timeout"),
     "send_timeout": ("nginx-default", "send_timeout"),
 }
 """Error-log causes that a preset's fault plays, when the pile sits at no known limit."""
-
-
-@dataclass
-class _Why:
-    cause: str
-    side: str
-    source: str
-    meaning: str
-    detail: str
 
 
 def select(
@@ -88,89 +57,6 @@ def select(
         chosen = [r for r in requests if r.accept and "text/event-stream" in r.accept]
         return chosen, "Accept: text/event-stream"
     return list(requests), "every request (no --path, and $http_accept not logged)"
-
-
-def _status_why(request: Request) -> _Why | None:
-    if request.status == 499:
-        return _Why("client-closed-before-head", "client", "status", _STATUS_MEANING[499], "")
-    if request.status == 502:
-        if request.duration < 0.05:
-            return _Why(
-                "upstream-refused",
-                "server",
-                "inferred",
-                "502 at once: most likely nothing listened at the upstream",
-                "",
-            )
-        return _Why("upstream-failed", "server", "status", _STATUS_MEANING[502], "")
-    if request.status == 504:
-        return _Why("upstream-timeout", "server", "status", _STATUS_MEANING[504], "")
-    if not 200 <= request.status < 300:
-        meaning = _STATUS_MEANING.get(request.status, f"answered {request.status}")
-        return _Why(f"status-{request.status}", "server", "status", meaning, "")
-    return None
-
-
-def _why(
-    request: Request,
-    entry: ErrorEntry | None,
-    errors: ErrorLog | None,
-    limit: Limit | None,
-) -> _Why:
-    if entry is not None and entry.cause is not None:
-        cause = entry.cause
-        key = cause.key
-        meaning = cause.meaning
-        if key == "client-closed" and request.status == 499:
-            key, meaning = "client-closed-before-head", _STATUS_MEANING[499]
-        return _Why(key, cause.side, "error log", meaning, entry.message)
-    by_status = _status_why(request)
-    if by_status is not None:
-        return by_status
-    if errors is not None and errors.info:
-        return _Why(
-            "upstream-end",
-            "server",
-            "error log",
-            "no error line although clients' going away is logged (info level): the "
-            "upstream ended the response",
-            "",
-        )
-    if limit is not None and errors is not None:  # nginx would have logged its own timeout
-        return _Why(
-            f"at the {human_duration(limit.seconds)} limit",
-            "not nginx",
-            "inferred",
-            "lasted as long as a known limit, and nginx logged no timeout of its own: "
-            "something in front of nginx, the client, or the upstream ending on time: "
-            + limit.label,
-            "",
-        )
-    if limit is not None:
-        return _Why(
-            f"at the {human_duration(limit.seconds)} limit",
-            "limit",
-            "inferred",
-            "lasted as long as a known limit (nginx's, or one in front of it or in the "
-            "client): " + limit.label,
-            "",
-        )
-    if errors is not None:
-        return _Why(
-            "ended-no-error",
-            "unknown",
-            "error log",
-            "no error line: the upstream ended it, or the client went away (logged only "
-            "with `error_log ... info`)",
-            "",
-        )
-    return _Why(
-        "ended",
-        "unknown",
-        "inferred",
-        "ended by the client or the upstream: only the error log can tell which",
-        "",
-    )
 
 
 SHOWN_SOURCES = 3
@@ -196,7 +82,7 @@ def _known_as(limit: Limit, presets: Sequence[str]) -> str:
 
 
 def _reproduce(
-    pile: Cluster, whys: Sequence[_Why], statuses: Sequence[int]
+    pile: Cluster, whys: Sequence[Why], statuses: Sequence[int]
 ) -> tuple[list[str], str, str]:
     """(presets at its limit, an `sseproxy run` that reproduces it, what it is known as)."""
     sides = Counter(w.side for w in whys)
@@ -233,42 +119,8 @@ def _reproduce(
     return [], "", label
 
 
-def _summary_of(values: Iterable[float]) -> float | None:
-    data = list(values)
-    return percentile(data, 50) if data else None
-
-
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
-
-
-def _area(path: str) -> str:
-    """The first segment of a path (`/sse/a/b` -> `/sse`): the upstreams serving the same
-    one most likely stand behind one `location` and one `upstream` pool."""
-    return "/" + path.lstrip("/").split("/", 1)[0]
-
-
-def _network(addr: str) -> str:
-    parts = addr.split(".")
-    return ".".join(parts[:3]) if len(parts) == 4 else addr
-
-
-def _reconnects(
-    chosen: Sequence[Request], window: float
-) -> tuple[ReconnectSummary, list[tuple[Request, Request]]]:
-    by_client: dict[str, list[Request]] = defaultdict(list)
-    for r in chosen:
-        by_client[f"{r.addr} {r.user_agent}"].append(r)
-    hops: list[tuple[Request, Request]] = []
-    for mine in by_client.values():
-        mine.sort(key=lambda r: (r.start, r.line))
-        for previous, following in itertools.pairwise(mine):
-            slack = 0.01 if previous.exact and following.exact else 1.0  # $time_local: 1 s
-            if -slack <= following.start - previous.end <= window:
-                hops.append((previous, following))
-    delays = [max(0.0, b.start - a.end) for a, b in hops]
-    clients = len({f"{a.addr} {a.user_agent}" for a, _ in hops})
-    return ReconnectSummary(window, len(hops), clients, summarize(delays)), hops
 
 
 def analyse_nginx(
@@ -304,7 +156,7 @@ def analyse_nginx(
         if limit is not None:
             limit_of.update((i, limit) for i in pile.members)
     whys = [
-        _why(
+        why(
             r,
             joined.causes.get(r.line) if joined else None,
             errors,
@@ -325,7 +177,7 @@ def analyse_nginx(
             source=whys[members[0]].source,
             count=len(members),
             share=share(len(members)),
-            p50_duration=_summary_of(chosen[i].duration for i in members),
+            p50_duration=median(chosen[i].duration for i in members),
             meaning=whys[members[0]].meaning,
             example=next((whys[i].detail for i in members if whys[i].detail), ""),
         )
@@ -341,7 +193,7 @@ def analyse_nginx(
             share(count),
             "a stream started; the status says nothing about how it ended"
             if 200 <= status < 300
-            else _STATUS_MEANING.get(status, f"answered {status}"),
+            else STATUS_MEANING.get(status, f"answered {status}"),
         )
         for status, count in sorted(status_counts.items(), key=lambda x: (-x[1], x[0]))
     ]
@@ -368,9 +220,7 @@ def analyse_nginx(
             )
         )
 
-    clients = _clients(chosen, whys)
-    upstreams = _upstreams(chosen, whys, joined.retries if joined else {})
-    reconnect, hops = _reconnects(chosen, reconnect_window)
+    reconnect, hops = groups.reconnects(chosen, reconnect_window)
     requests = [
         RequestRow(
             line=r.line,
@@ -413,144 +263,15 @@ def analyse_nginx(
         durations=summarize(durations),
         histogram=histogram(durations),
         clusters=rows,
-        clients=clients,
-        upstreams=upstreams,
+        clients=groups.clients(chosen, whys),
+        upstreams=groups.upstreams(chosen, whys, joined.retries if joined else {}),
         reconnects=reconnect,
-        timeline=_timeline(chosen, whys, hops),
+        timeline=timeline(chosen, whys, hops),
         requests=requests,
     )
     report.notes = _notes(access, errors, joined.unmatched if joined else 0, chosen, selection)
     report.summary = _sentences(report)
     return report
-
-
-def _clients(chosen: Sequence[Request], whys: Sequence[_Why]) -> list[ClientRow]:
-    by_family: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(chosen):
-        by_family[ua_family(r.user_agent)].append(i)
-    rows = []
-    for family, members in by_family.items():
-        agents = Counter(chosen[i].user_agent or "(none)" for i in members)
-        rows.append(
-            ClientRow(
-                family=family,
-                requests=len(members),
-                streams=sum(1 for i in members if 200 <= chosen[i].status < 300),
-                clients=len({chosen[i].addr for i in members}),
-                p50_duration=_summary_of(chosen[i].duration for i in members),
-                top_cause=Counter(whys[i].cause for i in members).most_common(1)[0][0],
-                user_agents=[a for a, _ in agents.most_common(3)],
-            )
-        )
-    return sorted(rows, key=lambda c: (-c.requests, c.family))
-
-
-def _upstreams(
-    chosen: Sequence[Request], whys: Sequence[_Why], retries: dict[int, list[ErrorEntry]]
-) -> list[UpstreamRow]:
-    by_upstream: dict[str, list[int]] = defaultdict(list)
-    paths: dict[str, set[str]] = defaultdict(set)
-    tried: Counter[str] = Counter()
-    for i, r in enumerate(chosen):
-        by_upstream[r.upstream or "(none)"].append(i)
-        paths[r.upstream or "(none)"].add(_area(r.path))
-        tried.update(r.tried)
-    n = len(chosen)
-    rows = [
-        UpstreamRow(
-            upstream=upstream,
-            requests=len(members),
-            share=len(members) / n if n else 0.0,
-            streams=sum(1 for i in members if 200 <= chosen[i].status < 300),
-            status_502=sum(1 for i in members if chosen[i].status == 502),
-            status_504=sum(1 for i in members if chosen[i].status == 504),
-            failed_tries=tried.get(upstream, 0),
-            clients=len({chosen[i].addr for i in members}),
-            networks=len({_network(chosen[i].addr) for i in members}),
-            p50_duration=_summary_of(chosen[i].duration for i in members),
-            top_cause=Counter(whys[i].cause for i in members).most_common(1)[0][0],
-            pool=sorted(u for u in by_upstream if paths[u] & paths[upstream] and u != "(none)"),
-        )
-        for upstream, members in by_upstream.items()
-    ]
-    return sorted(rows, key=lambda u: (-u.requests, u.upstream))
-
-
-def _lanes(chosen: Sequence[Request]) -> tuple[list[str], list[str], dict[int, int]]:
-    """Timeline rows: one per client, and another beside it while one of its requests
-    overlaps the previous (tabs, parallel clients behind one address), so no bar hides
-    another. Returns (row keys, labels, access-log line -> row)."""
-    ends: dict[str, list[float]] = {}
-    lane_of: dict[int, tuple[str, int]] = {}
-    for r in chosen:  # sorted by start
-        client = f"{r.addr} {r.user_agent}"
-        lanes = ends.setdefault(client, [])
-        lane = next((i for i, end in enumerate(lanes) if end <= r.start), len(lanes))
-        if lane == len(lanes):
-            lanes.append(r.end)
-        lanes[lane] = r.end
-        lane_of[r.line] = (client, lane)
-    order = {client: n for n, client in enumerate(ends)}
-    keys = sorted({v for v in lane_of.values()}, key=lambda k: (order[k[0]], k[1]))[:MAX_ROWS]
-    row_of = {key: n for n, key in enumerate(keys)}
-    family = {f"{r.addr} {r.user_agent}": f"{r.addr} {ua_family(r.user_agent)}" for r in chosen}
-    labels = [family[c] + (f" ({lane + 1})" if lane else "") for c, lane in keys]
-    rows = {line: row_of[key] for line, key in lane_of.items() if key in row_of}
-    return [f"{c} ({lane + 1})" for c, lane in keys], labels, rows
-
-
-def _timeline(
-    chosen: Sequence[Request], whys: Sequence[_Why], hops: Sequence[tuple[Request, Request]]
-) -> Timeline:
-    if not chosen:
-        return Timeline(0.0, [], [], [], [], {}, 0)
-    t0 = min(r.start for r in chosen)
-    keys, labels, row_of = _lanes(chosen)
-    rows = [Row(key, label) for key, label in zip(keys, labels, strict=True)]
-    colours: dict[str, str] = {}
-    used: Counter[str] = Counter()
-    bars = []
-    for r, w in zip(chosen, whys, strict=True):
-        if w.cause not in colours:
-            palette = _PALETTES.get(w.side, _PALETTES["unknown"])
-            colours[w.cause] = palette[used[w.side] % len(palette)]
-            used[w.side] += 1
-        if r.line not in row_of:
-            continue
-        bars.append(
-            Bar(
-                conn=f"line {r.line}",
-                row=row_of[r.line],
-                start=r.start - t0,
-                end=r.end - t0,
-                open=False,
-                kind="stream" if 200 <= r.status < 300 else "failed",
-                cause=w.cause,
-                path=r.target,
-                status=str(r.status),
-                detail=w.detail,
-                events=None,
-                first_id=None,
-                last_id=None,
-            )
-        )
-    gaps = [
-        Gap(
-            row=row_of[b.line],
-            start=min(a.end, b.start) - t0,
-            end=b.start - t0,
-            previous=f"line {a.line}",
-            next=f"line {b.line}",
-            verdict="",
-            lost=0,
-            replayed=0,
-        )
-        for a, b in hops
-        if b.line in row_of
-    ]
-    end = max(r.end for r in chosen) - t0
-    hidden = len({(r.addr, r.user_agent) for r in chosen if r.line not in row_of})
-    return Timeline(end, rows, bars, [], gaps, colours, hidden)
 
 
 def _notes(
