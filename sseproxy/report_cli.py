@@ -7,9 +7,14 @@ written).
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import click
 
 from sseproxy.errors import SseproxyError, UnitError
+from sseproxy.nginx_cli import HELP as NGINX_HELP
+from sseproxy.nginx_cli import nginx_options, nginx_report
 
 __all__ = ["report_command"]
 
@@ -21,7 +26,7 @@ class _UsageProblem(click.ClickException):
 @click.command(
     "report", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.argument("journals", nargs=-1, required=True, metavar="JOURNAL...")
+@click.argument("journals", nargs=-1, metavar="[JOURNAL...]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 @click.option(
     "--html",
@@ -46,12 +51,14 @@ class _UsageProblem(click.ClickException):
     help="A client connecting again within this long after its previous connection "
     "closed is reconnecting; later, it is a new visit.",
 )
+@nginx_options
 def report_command(
     journals: tuple[str, ...],
     as_json: bool,
     html_path: str | None,
     scenario_name: str | None,
     reconnect_window: str,
+    **nginx: Any,
 ) -> None:
     """Why streams died: totals, closes, durations, clients, reconnects, heartbeats.
 
@@ -65,6 +72,20 @@ def report_command(
       sseproxy report a.jsonl b.jsonl --json | jq .reconnects.resume
       sseproxy report run.jsonl --scenario my-scenario.toml
     """
+    if nginx["nginx_log"] or not journals:
+        try:
+            shown = nginx_report(
+                journals=journals,
+                scenario=scenario_name,
+                as_json=as_json,
+                html_path=html_path,
+                reconnect_window=reconnect_window,
+                **nginx,
+            )
+        except (SseproxyError, UnitError) as error:
+            raise _UsageProblem(str(error)) from None
+        click.echo(shown, nl=False)
+        return
     from sseproxy.report import analyse, read_journals, render_html, render_json, render_text
     from sseproxy.scenario import load_scenario
     from sseproxy.units import parse_duration
@@ -92,3 +113,6 @@ def report_command(
     click.echo(render_json(report) if as_json else render_text(report), nl=False)
     if html_path is not None and not as_json:
         click.echo(f"\nHTML report: {html_path}")
+
+
+report_command.help = inspect.cleandoc(report_command.help or "") + "\n\n" + NGINX_HELP

@@ -31,7 +31,7 @@ def require_nginx() -> str:
     return NGINX
 
 
-def config(folder: Path, port: int, locations: str) -> str:
+def config(folder: Path, port: int, locations: str, http: str = "") -> str:
     # As root, the workers would switch to `nobody`, who cannot write to a pytest tmp dir.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     temp = "".join(
@@ -42,7 +42,7 @@ def config(folder: Path, port: int, locations: str) -> str:
 {user}worker_processes 1;
 events {{ worker_connections 256; }}
 http {{
-    access_log {folder / "access.log"};
+{http}    access_log {folder / "access.log"};
 {temp}    server {{
         listen {HOST}:{port};
 {locations}
@@ -52,13 +52,14 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(folder: Path, locations: str) -> Iterator[int]:
-    """A running nginx with `locations` in its server block; yields its port."""
+def nginx(folder: Path, locations: str, http: str = "") -> Iterator[int]:
+    """A running nginx with `locations` in its server block (and `http`, lines ending in a
+    newline, at the top of its http block: log_format, upstream); yields its port."""
     binary = require_nginx()
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = folder / "nginx.conf"
-    conf.write_text(config(folder, port, locations), encoding="utf-8")
+    conf.write_text(config(folder, port, locations, http), encoding="utf-8")
     globals_ = f"daemon off; pid {folder / 'nginx.pid'}; error_log {folder / 'error.log'} info;"
     command = (binary, "-p", f"{folder}/", "-e", str(folder / "error.log"), "-c", str(conf))
     with spawn(*command, "-g", globals_) as (popen, out):
