@@ -324,10 +324,12 @@ function listClose(conn) {
   const who = conn.session && conn.session.startsWith('client-') ?
     'client ' + conn.session.slice(7) : conn.client;
   el('b', {}, item, closeLabel(conn));
-  const ids = conn.firstId ? ', ids ' + conn.firstId + '..' + conn.lastId : '';
+  const ids = !conn.firstId ? '' : conn.firstId === conn.lastId ? ', id ' + conn.firstId :
+    ', ids ' + conn.firstId + '..' + conn.lastId;
+  const events = conn.events === null || conn.events === undefined ? '' :
+    ', ' + conn.events + (conn.events === 1 ? ' event' : ' events');
   item.append(' at ' + seconds(conn.closed) + ': ' + conn.id + ' (' + who + ', ' +
-    (conn.path || 'no request') + ') after ' + seconds(conn.closed - conn.opened) +
-    (conn.events !== null && conn.events !== undefined ? ', ' + conn.events + ' events' : '') +
+    (conn.path || 'no request') + ') after ' + seconds(conn.closed - conn.opened) + events +
     ids + '. ' + (conn.detail ? conn.detail + ' — ' : '') + explain(conn));
   const list = $('closes');
   list.prepend(item);
@@ -339,7 +341,8 @@ function listClose(conn) {
 function drawTimeline() {
   const svg = $('timeline');
   const box = $('timeline-box');
-  const laneH = 18, labelW = 170, top = 24, pad = 150;
+  // a lane: the close label on top, the bar (and the dashed wait before it) below
+  const laneH = 28, barY = 12, barH = 12, labelW = 170, top = 24, pad = 150;
   const plotW = Math.max(360, (box.clientWidth || 900) - labelW - pad - 4);
   const now = journalNow();
   const t1 = Math.max(now, 20), t0 = Math.max(0, t1 - 90);
@@ -355,7 +358,7 @@ function drawTimeline() {
   demo.rows.forEach((row, i) => {
     const h = Math.max(1, row.lanes.length) * laneH + 6;
     if (i % 2 === 0) el('svg:rect', {class: 'rowbg', x: 0, y: tops[i] - 3, width, height: h}, svg);
-    el('svg:text', {x: 6, y: tops[i] + laneH * 0.7}, svg, row.label);
+    el('svg:text', {x: 6, y: tops[i] + barY + barH - 2}, svg, row.label);
   });
   const steps = [1, 2, 5, 10, 15, 30, 60];
   const step = steps.find((s) => (t1 - t0) / s <= 12) || 60;
@@ -373,24 +376,24 @@ function drawTimeline() {
     const y0 = laneY(conn);
     if (conn.gapFrom && conn.gapFrom.closed >= t0) {
       const gap = el('svg:line', {class: 'gap', x1: x(conn.gapFrom.closed), x2: x(conn.opened),
-        y1: y0 + laneH / 2, y2: y0 + laneH / 2, 'data-conn': conn.id}, svg);
+        y1: y0 + barY + barH / 2, y2: y0 + barY + barH / 2, 'data-conn': conn.id}, svg);
       el('svg:title', {}, gap, 'reconnect ' + conn.gapFrom.id + ' → ' + conn.id + ' after ' +
         seconds(conn.opened - conn.gapFrom.closed) + '; Last-Event-ID ' +
         (conn.lastEventId || 'none'));
     }
     const x0 = x(conn.opened);
     const bar = el('svg:rect', {class: 'bar' + (conn.closed === null ? ' open' : ''), x: x0,
-      y: y0 + 3, width: Math.max(2, x(end) - x0), height: laneH - 6, rx: 2,
+      y: y0 + barY, width: Math.max(2, x(end) - x0), height: barH, rx: 2,
       fill: colourOf(conn), 'data-conn': conn.id}, svg);
     let tip = conn.id + ' ' + conn.path + '\n' + seconds(end - conn.opened);
     tip += conn.closed === null ? ', still open' : ', ' + closeLabel(conn) +
       (conn.detail ? ': ' + conn.detail : '') + '\n' + explain(conn);
     if (conn.lastEventId) tip += '\nLast-Event-ID sent: ' + conn.lastEventId;
     el('svg:title', {}, bar, tip);
-    if (conn.closed !== null) labels.push([conn, x(end) + 3, y0 + laneH * 0.7]);
+    if (conn.closed !== null) labels.push([conn, x(end) + 1, y0 + barY - 3]);
     for (const fired of conn.faults) {
       if (fired.t < t0) continue;
-      const mx = x(fired.t), my = y0 + 2;
+      const mx = x(fired.t), my = y0 + barY - 1;
       const mark = el('svg:path', {class: 'marker', d: 'M' + (mx - 4) + ' ' + (my - 3) + 'h8l-4 6z',
         'data-conn': conn.id}, svg);
       el('svg:title', {}, mark, 'fault ' + fired.fault + ' (' + fired.action + '): ' +
