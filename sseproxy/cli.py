@@ -445,18 +445,29 @@ async def _serve(host: str, port: int, settings: OriginSettings) -> None:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
+    metavar="PORT",
     default=0,
     help="The page's port (also the control API under /api). Default: a free port.",
 )
 @click.option(
+    "--streams-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    default=0,
+    help="Where the page's EventSource clients connect (a browser opens at most six "
+    "connections to one address). Default: a free port.",
+)
+@click.option(
     "--proxy-port",
     type=click.IntRange(0, 65535),
+    metavar="PORT",
     default=0,
     help="The proxy's port, for curl and other clients. Default: a free port.",
 )
 @click.option(
     "--origin-port",
     type=click.IntRange(0, 65535),
+    metavar="PORT",
     default=0,
     help="The built-in SSE server's port. Default: a free port.",
 )
@@ -465,12 +476,13 @@ async def _serve(host: str, port: int, settings: OriginSettings) -> None:
     "--journal",
     "journal_path",
     metavar="FILE",
-    help="Also append the journal to FILE, for `sseproxy report` afterwards.",
+    help="Also append the journal to FILE ('-' = stdout), for `sseproxy report` afterwards.",
 )
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 def demo(
     scenario_name: str | None,
     port: int,
+    streams_port: int,
     proxy_port: int,
     origin_port: int,
     seed: int | None,
@@ -499,12 +511,14 @@ def demo(
         settings = DemoSettings(
             scenario=scenario_named(scenario_name or "none"),
             port=port,
+            streams_port=streams_port,
             proxy_port=proxy_port,
             origin_port=origin_port,
             seed=seed,
         )
+        out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
         with _journal_stream(journal_path) as stream:
-            trio.run(partial(demo_main, open_page=open_page), settings, stream, sys.stdout)
+            trio.run(partial(demo_main, open_page=open_page), settings, stream, out)
 
 
 main.add_command(ctl, "ctl")

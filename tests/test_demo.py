@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from io import StringIO
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,12 +27,20 @@ from sseproxy.cli import main
 from sseproxy.demo import app
 from sseproxy.demo.app import DemoAddresses, DemoSettings, serve_demo
 from sseproxy.demo.catalog import catalog, load_story, quick_faults
-from sseproxy.demo.door import rewrite_head
+from sseproxy.demo.door import allow_origin, rewrite_head
 from sseproxy.faults import all_faults
 from sseproxy.journal import Journal
 from sseproxy.scenario import load_scenario, preset_names
 from tests.subprocesses import Lines
 from tests.test_control import RawStream
+
+
+@asynccontextmanager
+async def demo_at(settings: DemoSettings | None = None) -> AsyncIterator[DemoAddresses]:
+    """The demo in the test's nursery; its journal is `Journal(keep=True)`."""
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(serve_demo, settings or DemoSettings(), Journal(keep=True))
+        nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -97,9 +106,10 @@ def test_every_story_step_and_quick_fault_is_valid() -> None:
     assert len(steps) >= 4
     titles = [step.title for step in steps]
     assert "A 30 s comment heartbeat behind an event watchdog" in titles
-    assert titles.index("Switch to event heartbeats") == titles.index(
-        "A 30 s comment heartbeat behind an event watchdog"
-    ) + 1
+    assert (
+        titles.index("Switch to event heartbeats")
+        == titles.index("A 30 s comment heartbeat behind an event watchdog") + 1
+    )
     for step in steps:
         scenario = step.check()  # a preset that loads, and stream settings the server takes
         assert step.scenario == "none" or scenario == load_scenario(step.scenario)
@@ -162,6 +172,45 @@ async def test_a_page_client_streams_through_the_proxy_and_says_who_it_is() -> N
         assert "session" not in journal.of_kind("request")[-1]
 
 
+async def test_the_streams_door_serves_streams_with_cors_for_the_page_only() -> None:
+    async with demo_at() as at, httpx.AsyncClient(base_url=at.streams) as http:
+        page = at.page.rstrip("/")
+        assert (await http.get("/")).status_code == 404  # no page here, and no API
+        assert (await http.get("/api/status")).text == "only streams are here\n"
+        catalog = (await http.get(at.page + "catalog.json")).json()
+        assert catalog["streams"] == at.streams.rstrip("/") != page
+
+        from_page = await stream(at.streams, "/client/1/events?count=1", f"Origin: {page}")
+        await from_page.read_to_end()
+        assert f"\r\nAccess-Control-Allow-Origin: {page}\r\n".encode() in from_page.data
+        assert b"id: 1\n" in from_page.data
+        elsewhere = await stream(at.streams, "/events?count=1", "Origin: http://evil.example")
+        await elsewhere.read_to_end()
+        assert b"id: 1\n" in elsewhere.data  # served, but a page elsewhere may not read it
+        assert b"access-control-allow-origin" not in elsewhere.data.lower()
+
+        preflight = await http.options(
+            "/client/1/events",
+            headers={"Origin": page, "Access-Control-Request-Headers": "last-event-id"},
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == page
+        assert "Last-Event-ID" in preflight.headers["access-control-allow-headers"]
+        refused = await http.options("/events", headers={"Origin": "http://evil.example"})
+        assert refused.status_code == 404
+
+
+def test_cors_is_added_once_after_the_status_line() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nid: 1\n"
+    assert allow_origin(head, b"http://p") == (
+        b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: http://p\r\n"
+        b"Content-Type: text/event-stream\r\n\r\nid: 1\n"
+    )
+    served = b"HTTP/1.1 200 OK\r\naccess-control-allow-origin: *\r\n\r\n"
+    assert allow_origin(served, b"http://p") == served  # the server's own answer stands
+    assert allow_origin(b"id: 2\n\n", b"http://p") == b"id: 2\n\n"
+
+
 async def test_a_fault_added_through_the_api_cuts_a_page_client() -> None:
     async with demo() as (url, journal), httpx.AsyncClient(base_url=url) as http:
         client = await stream(url, "/client/1/events?interval=10s&heartbeat=0")
@@ -197,12 +246,12 @@ async def test_open_launches_the_browser_on_the_page(monkeypatch: pytest.MonkeyP
     assert f"sseproxy demo: open {opened[0]}\n" in out.getvalue()
 
 
-def test_the_command_serves_until_ctrl_c_and_exits_0() -> None:
+def test_the_command_serves_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     command = [sys.executable, "-m", "sseproxy", "demo", "--port", str(port)]
-    command += ["--scenario", "idle-3s"]
+    command += ["--scenario", "idle-3s", "--journal", str(tmp_path / "demo.jsonl")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -219,11 +268,16 @@ def test_the_command_serves_until_ctrl_c_and_exits_0() -> None:
             lines.wait_for("^stop with Ctrl-C$")
             with urllib.request.urlopen(page + "api/scenario", timeout=5) as response:
                 assert json.load(response)["name"] == "idle-3s"
+            with urllib.request.urlopen(page + "events?count=2&interval=0", timeout=5) as events:
+                assert events.read().endswith(b'id: 2\ndata: {"n": 2}\n\n')
         finally:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
         assert lines.rest()[-1] == "stopped"
         assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+    report = CliRunner().invoke(main, ["report", str(tmp_path / "demo.jsonl"), "--json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.output)["totals"]["connections"] == 1
 
 
 def test_usage_errors_exit_2_in_one_line() -> None:

@@ -5,8 +5,9 @@ Everything listens on 127.0.0.1 (free ports unless told otherwise):
 - the built-in SSE server (`sseproxy.origin`), the upstream;
 - the proxy in front of it, live (faults change on open streams), its journal kept in
   memory for the control API's `/journal` (and written to a file with `--journal`);
-- the door (`door.py`): the page, the control API under `/api` and the page's streams
-  through the proxy, all on one origin, so the page may call the API without CORS.
+- the door (`door.py`): the page and the control API under `/api` on one origin, so the
+  page may call the API without CORS; and a second door for the page's streams through
+  the proxy (a browser keeps only six connections open to one address).
 
 The control API keeps its own rules (loopback only, no token needed there, `Host` must be
 an address or `localhost`); the demo refuses any other host.
@@ -29,7 +30,7 @@ from sseproxy import origin
 from sseproxy.control.api import Control
 from sseproxy.control.wire import Reply, _read_request, _send_reply
 from sseproxy.demo.catalog import catalog
-from sseproxy.demo.door import CLIENT_HEADER, Door
+from sseproxy.demo.door import CLIENT_HEADER, Door, Routes
 from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
@@ -53,7 +54,9 @@ _TYPES: Final = {
 class DemoSettings:
     scenario: Scenario = field(default_factory=lambda: Scenario(name="none"))
     port: int = 0
-    """The page's port (also the control API under /api and the page's streams)."""
+    """The page's port (also the control API under /api)."""
+    streams_port: int = 0
+    """Where the page's EventSource clients connect (streams only)."""
     proxy_port: int = 0
     """The proxy's own port, for curl and other clients."""
     origin_port: int = 0
@@ -64,6 +67,7 @@ class DemoSettings:
 @dataclass(frozen=True)
 class DemoAddresses:
     page: str
+    streams: str
     proxy: str
     origin: str
 
@@ -71,9 +75,10 @@ class DemoAddresses:
 class Page:
     """The page's files (package data in `page/`) and its catalog, one request a connection."""
 
-    def __init__(self, stream_query: str) -> None:
+    def __init__(self, stream_query: str, streams: str) -> None:
         self.folder = resources.files("sseproxy.demo") / "page"
-        self.catalog = (json.dumps(catalog(stream=stream_query)) + "\n").encode()
+        data = {**catalog(stream=stream_query), "streams": streams.rstrip("/")}
+        self.catalog = (json.dumps(data) + "\n").encode()
 
     def reply(self, method: str, path: str) -> Reply:
         if method not in ("GET", "HEAD"):
@@ -116,9 +121,12 @@ async def serve_demo(
     task_status: trio.TaskStatus[DemoAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the demo until cancelled; reports its addresses to `nursery.start`."""
-    page = Page(settings.stream)
     door_listener = await _listen("--port", settings.port)
+    streams_listener = await _listen("--streams-port", settings.streams_port)
     proxy_listener = await _listen("--proxy-port", settings.proxy_port)
+    page_url = _url(door_listener.socket.getsockname()[1])
+    streams_url = _url(streams_listener.socket.getsockname()[1])
+    page = Page(settings.stream, streams_url)
     async with trio.open_nursery() as nursery:
         try:
             origin_port = await nursery.start(
@@ -147,18 +155,17 @@ async def serve_demo(
                 mode="http",
                 max_connections=proxy_settings.max_connections,
                 scenario_file=file,
-                demo=_url(door_listener.socket.getsockname()[1]),
+                demo=page_url,
             )
             await nursery.start(serve_proxy, proxy, proxy_listener)
             api = partial(_api, control)
-            door = Door({"proxy": proxy.handle, "api": api, "page": page.handle})
+            routes: Routes = {"proxy": proxy.handle, "api": api, "page": page.handle}
+            door = Door(routes)
             await nursery.start(trio.serve_listeners, door.handle, [door_listener])
+            streams = Door(routes, cors_for=page_url.rstrip("/"))
+            await nursery.start(trio.serve_listeners, streams.handle, [streams_listener])
             task_status.started(
-                DemoAddresses(
-                    page=_url(door_listener.socket.getsockname()[1]),
-                    proxy=_url(proxy_port),
-                    origin=_url(origin_port),
-                )
+                DemoAddresses(page_url, streams_url, _url(proxy_port), _url(origin_port))
             )
             await trio.sleep_forever()
         finally:
@@ -195,8 +202,15 @@ async def main(
                     file=out,
                 )
                 print("stop with Ctrl-C", file=out, flush=True)
-                if open_page:
-                    await trio.to_thread.run_sync(webbrowser.open, at.page)
+                if open_page:  # in a thread left behind on Ctrl-C: a console browser blocks
+                    nursery.start_soon(
+                        partial(
+                            trio.to_thread.run_sync,
+                            webbrowser.open,
+                            at.page,
+                            abandon_on_cancel=True,
+                        )
+                    )
                 async for _ in signals:
                     break
                 nursery.cancel_scope.cancel()

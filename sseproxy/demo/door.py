@@ -18,6 +18,12 @@ connection and hands the whole connection to whoever serves that path:
 Each connection carries one request (`Connection: close` is put on it): a browser reuses
 idle connections for any request to the same origin, and a connection that began as a
 stream must not later carry an API call to the proxy.
+
+A browser opens at most six HTTP/1.1 connections to one host and port, and an
+EventSource holds one for good: six clients on the page's own address would leave none
+for the journal and the API calls. So the page's clients use a second door on another
+port that serves streams only, and answers CORS for the page's origin alone (adding
+`Access-Control-Allow-Origin` to the response head when the server did not send it).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Final
 
 import trio
 
-__all__ = ["CLIENT_HEADER", "Door", "Routes", "rewrite_head"]
+__all__ = ["CLIENT_HEADER", "Door", "Routes", "allow_origin", "header", "rewrite_head"]
 
 CLIENT_HEADER: Final = "X-Demo-Client"
 MAX_HEAD: Final = 16 * 1024
@@ -44,10 +50,12 @@ class Replayed(trio.abc.HalfCloseableStream):
     """A socket stream whose first bytes are given back: the head the door already read
     (rewritten). `socket` is the real one, so a fault's reset still sends an RST."""
 
-    def __init__(self, inner: trio.SocketStream, first: bytes) -> None:
+    def __init__(self, inner: trio.SocketStream, first: bytes, allow_origin: bytes = b"") -> None:
         self.inner = inner
         self.socket = inner.socket
         self._first = first
+        self._allow = allow_origin
+        """Put `Access-Control-Allow-Origin` on the response head (the first bytes sent)."""
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._first:
@@ -57,6 +65,8 @@ class Replayed(trio.abc.HalfCloseableStream):
         return bytes(await self.inner.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._allow:
+            data, self._allow = allow_origin(bytes(data), self._allow), b""
         await self.inner.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -103,11 +113,33 @@ def rewrite_head(head: bytes) -> tuple[str, bytes]:
     return route, b"\r\n".join([first, *kept, *added, b"", b""])
 
 
-class Door:
-    """Accepts on the demo's address and routes each connection (see the module doc)."""
+def header(head: bytes, name: bytes) -> bytes | None:
+    """The value of the first header `name` (lower case) in a request head."""
+    for line in head.split(b"\r\n")[1:]:
+        key, colon, value = line.partition(b":")
+        if colon and key.strip().lower() == name:
+            return value.strip()
+    return None
 
-    def __init__(self, routes: dict[str, Handler]) -> None:
+
+def allow_origin(data: bytes, origin: bytes) -> bytes:
+    """`data` (a response head, maybe with body bytes after it) with
+    `Access-Control-Allow-Origin: origin` after its status line, unless it has one."""
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    if not data.startswith(b"HTTP/") or b"\r\naccess-control-allow-origin:" in head:
+        return data
+    status, _, rest = data.partition(b"\r\n")
+    return status + b"\r\nAccess-Control-Allow-Origin: " + origin + b"\r\n" + rest
+
+
+class Door:
+    """Accepts on one of the demo's addresses and routes each connection (see the module
+    doc). With `cors_for`, the page's origin, it is the streams door: streams only, and
+    CORS for that origin."""
+
+    def __init__(self, routes: dict[str, Handler], *, cors_for: str | None = None) -> None:
         self.routes = routes
+        self.cors_for = cors_for.encode() if cors_for else None
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
@@ -126,15 +158,44 @@ class Door:
             return
         head, _, body = data.partition(b"\r\n\r\n")
         route, rewritten = rewrite_head(head + b"\r\n\r\n")
-        await self.routes[route](Replayed(stream, rewritten + body), client)
+        if self.cors_for is None:
+            await self.routes[route](Replayed(stream, rewritten + body), client)
+            return
+        origin = self.cors_for if header(head, b"origin") == self.cors_for else b""
+        if route != "proxy" or head.startswith(b"OPTIONS "):
+            await _refuse(stream, origin)
+            return
+        await self.routes[route](Replayed(stream, rewritten + body, origin), client)
 
 
 Routes = dict[str, Handler]
 
+_NOT_HERE: Final = (
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n"
+    b"Connection: close\r\n\r\nonly streams are here\n"
+)
 _TOO_LARGE: Final = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
     b"Connection: close\r\n\r\n"
 )
+
+
+async def _refuse(stream: trio.SocketStream, preflight_for: bytes) -> None:
+    """The streams door's answer to anything but a stream: 404; or, to a preflight from
+    the page, leave to send `Last-Event-ID`."""
+    if preflight_for:
+        answer = (
+            b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: "
+            + preflight_for
+            + b"\r\nAccess-Control-Allow-Methods: GET\r\n"
+            b"Access-Control-Allow-Headers: Last-Event-ID, Cache-Control\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+    else:
+        answer = _NOT_HERE
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(answer)
+    await trio.aclose_forcefully(stream)
 
 
 async def _read_head(stream: trio.SocketStream) -> bytes:

@@ -103,7 +103,9 @@ class Client {
 
   open() {
     const query = demo.stream ? '?' + demo.stream : '';
-    this.source = new EventSource('/client/' + this.n + '/events' + query);
+    // on the streams door: the browser's six connections to the page's address are kept
+    // for the journal and the API
+    this.source = new EventSource(demo.catalog.streams + '/client/' + this.n + '/events' + query);
     this.source.onopen = () => {
       const now = wall();
       if (this.errorAt !== null) {
