@@ -132,3 +132,54 @@ def test_an_idle_timeout_cuts_the_page_and_the_browser_resumes_without_loss(
                 page.screenshot(path=shot, full_page=False)
         finally:
             browser.close()
+
+
+def test_the_controls_drive_the_control_api(demo_url: tuple[str, int]) -> None:
+    """Story steps, the generated fault form, removing a fault, closing every stream, and
+    the time-scale box (an error line when the proxy has no `PUT /time-scale`)."""
+    url, _ = demo_url
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url + "?clients=6")
+            page.wait_for_function(
+                "window.sseproxyDemo.clients.length === 6 && "
+                "window.sseproxyDemo.clients.every((c) => c.conn !== null)",
+                timeout=WAIT,
+            )  # six clients, and the page's own requests still get through
+
+            page.get_by_role("button", name="A quiet stream meets a proxy timeout").click()
+            sync_api.expect(page.locator("#scenario-name")).to_have_text("idle-3s")
+            sync_api.expect(page.locator("#step-text")).to_contain_text("nothing lost")
+            sync_api.expect(page.locator("#stream-query")).to_have_value("interval=5s&heartbeat=0")
+
+            page.select_option("#fault-type", "latency")
+            sync_api.expect(page.locator("#fault-summary")).to_contain_text("Delay every piece")
+            page.fill('#fault-fields [name="delay"]', "250ms")
+            page.fill('#fault-fields [name="name"]', "slow")
+            page.get_by_role("button", name="Add fault").click()
+            slow = page.locator('#faults [data-fault="slow"]')
+            sync_api.expect(slow).to_contain_text("latency delay=250ms")
+            page.fill('#fault-fields [name="delay"]', "soon")
+            page.get_by_role("button", name="Add fault").click()
+            sync_api.expect(page.locator("#fault-error")).to_contain_text("'soon'")
+            slow.get_by_role("button").click()
+            sync_api.expect(slow).to_have_count(0)
+
+            page.get_by_role("button", name="Close all (FIN)").click()
+            sync_api.expect(page.locator("#streams-result")).to_contain_text("closed c")
+            sync_api.expect(page.locator("#closes")).to_contain_text("proxy · killed")
+
+            page.fill("#time-scale", "0.1")
+            page.get_by_role("button", name="Set", exact=True).click()
+            sync_api.expect(page.locator("#time-scale-result")).to_have_text(  # 404: not here
+                re.compile(
+                    r"^(time scale 0\.1|this proxy has no time scale \(PUT /time-scale: 404\))$"
+                )
+            )
+            assert errors == []
+        finally:
+            browser.close()
