@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Final, TextIO
 
+import h11
 import trio
 
 from sseproxy import origin
@@ -94,8 +95,6 @@ class Page:
         return Reply(200, file.read_bytes(), _TYPES[Path(name).suffix])
 
     async def handle(self, stream: trio.abc.Stream, client: str) -> None:
-        import h11
-
         conn = h11.Connection(h11.SERVER)
         try:
             request = await _read_request(conn, stream)
@@ -121,9 +120,27 @@ async def serve_demo(
     task_status: trio.TaskStatus[DemoAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the demo until cancelled; reports its addresses to `nursery.start`."""
-    door_listener = await _listen("--port", settings.port)
-    streams_listener = await _listen("--streams-port", settings.streams_port)
-    proxy_listener = await _listen("--proxy-port", settings.proxy_port)
+    listeners = await _listen_all(
+        ("--port", settings.port),
+        ("--streams-port", settings.streams_port),
+        ("--proxy-port", settings.proxy_port),
+    )
+    try:
+        await _serve(settings, journal, *listeners, task_status=task_status)
+    finally:  # (serving closes them too; this is for an error before it starts)
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+
+
+async def _serve(
+    settings: DemoSettings,
+    journal: Journal,
+    door_listener: trio.SocketListener,
+    streams_listener: trio.SocketListener,
+    proxy_listener: trio.SocketListener,
+    *,
+    task_status: trio.TaskStatus[DemoAddresses],
+) -> None:
     page_url = _url(door_listener.socket.getsockname()[1])
     streams_url = _url(streams_listener.socket.getsockname()[1])
     page = Page(settings.stream, streams_url)
@@ -176,11 +193,21 @@ async def _api(control: Control, stream: trio.abc.Stream, client: str) -> None:
     await control.handle(stream)
 
 
-async def _listen(option: str, port: int) -> trio.SocketListener:
+async def _listen_all(*ports: tuple[str, int]) -> list[trio.SocketListener]:
+    """A listener on HOST per (option, port), or a ConfigError naming the option (and none
+    left open)."""
+    listeners: list[trio.SocketListener] = []
     try:
-        return await listen(HOST, port)
-    except ConfigError as error:
-        raise ConfigError(f"{option}: {error}") from None
+        for option, port in ports:
+            try:
+                listeners.append(await listen(HOST, port))
+            except ConfigError as error:
+                raise ConfigError(f"{option}: {error}") from None
+    except BaseException:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+        raise
+    return listeners
 
 
 async def main(

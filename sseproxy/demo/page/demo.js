@@ -32,6 +32,7 @@ const demo = {
   bytes: new Map(),      // connection id -> bytes_down (polled from /api/connections)
   closes: 0,
   step: null,
+  refreshing: false,
 };
 window.sseproxyDemo = demo;  // for tests and the curious
 
@@ -97,6 +98,7 @@ class Client {
     this.conn = null;
     this.sent = undefined;    // the Last-Event-ID of its latest request, as the proxy saw it
     this.sentOk = null;
+    this.born = journalNow();  // requests from before (an earlier page) are not its own
     this.card = el('div', {class: 'client', 'data-client': n}, $('clients'));
     this.open();
   }
@@ -140,6 +142,7 @@ class Client {
   }
 
   requested(record) {  // the journal's `request` record of one of its connections
+    if (record.t < this.born - 0.25) return;
     this.conn = record.conn;
     this.sent = record.last_event_id === undefined ? null : record.last_event_id;
     const expected = this.idAtError === null ? null : String(this.idAtError);
@@ -225,7 +228,10 @@ function followJournal() {
 function record(rec) {
   const late = wall() - rec.t;  // records arrive after they happen: the smallest lag wins
   if (demo.offset === null || late < demo.offset) demo.offset = late;
-  if (rec.kind === 'scenario') refreshFaults();
+  if (rec.kind === 'scenario' && !demo.refreshing) {  // one refresh for a burst of changes
+    demo.refreshing = true;
+    setTimeout(() => { demo.refreshing = false; refreshFaults(); }, 100);
+  }
   if (rec.conn === '-' || rec.conn === undefined) return;
   let conn = demo.conns.get(rec.conn);
   if (conn === undefined) {
