@@ -33,6 +33,7 @@ from sseproxy.journal import Journal
 from sseproxy.scenario import load_scenario, preset_names
 from tests.subprocesses import Lines
 from tests.test_control import RawStream
+from tests.test_startup import imported
 
 
 @asynccontextmanager
@@ -278,6 +279,10 @@ def test_the_command_serves_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
     report = CliRunner().invoke(main, ["report", str(tmp_path / "demo.jsonl"), "--json"])
     assert report.exit_code == 0, report.output
     assert json.loads(report.output)["totals"]["connections"] == 1
+
+
+def test_demo_help_imports_none_of_the_heavy_libraries() -> None:
+    assert imported("from sseproxy.cli import main; main(['demo', '--help'])") == set()
 
 
 def test_usage_errors_exit_2_in_one_line() -> None:
