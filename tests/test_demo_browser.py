@@ -78,7 +78,7 @@ def test_an_idle_timeout_cuts_the_page_and_the_browser_resumes_without_loss(
             for _ in range(2):
                 curls.enter_context(curl_like(proxy_port))
             curl_row = "window.sseproxyDemo.rows.find((row) => row.key === '127.0.0.1 curl/8.0')"
-            page.wait_for_function(f"{curl_row}?.lanes.length === 2", timeout=WAIT)
+            page.wait_for_function(f"{curl_row}?.lanes === 2", timeout=WAIT)
             lanes = page.evaluate(
                 "[...window.sseproxyDemo.conns.values()].filter((c) => c.agent === 'curl/8.0')"
                 ".map((c) => c.lane)"

@@ -196,10 +196,15 @@ function setClientCount(count) {
   $('client-count').value = count;
 }
 
-function reconnectAll() {
-  const count = demo.clients.length || 3;
-  setClientCount(1);
-  demo.clients.pop().close();
+async function reconnectAll() {
+  // New clients start once the journal has the old streams closed (at most 1.5 s later),
+  // so that on the timeline the new streams follow the old ones instead of overlapping.
+  const count = Number($('client-count').value) || 3;
+  const old = demo.clients.splice(0).map((client) => { client.close(); return client.conn; });
+  const open = () => old.some((id) => id !== null && demo.conns.get(id)?.closed === null);
+  for (const deadline = wall() + 1.5; open() && wall() < deadline;) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   setClientCount(count);
 }
 
@@ -257,8 +262,6 @@ function record(rec) {
     Object.assign(conn, {closed: rec.t, by: rec.by, reason: rec.reason, detail: rec.detail,
                          events: rec.events_down, firstId: rec.first_id, lastId: rec.last_id});
     if (conn.row === null) place(conn);
-    const lane = demo.rows[conn.row].lanes[conn.lane];
-    if (lane.conn === conn.id) lane.end = rec.t;
     listClose(conn);
   }
 }
@@ -268,7 +271,7 @@ function agentName(agent) {
   return found ? found[0] : (agent || '').slice(0, 24);
 }
 
-function place(conn) {  // its row (client or session) and a lane free at its opening
+function place(conn) {  // its row: the page's client (its session), else address and agent
   const host = conn.client.replace(/:[0-9]+$/, '');
   const key = conn.session ? 'session ' + conn.session : host + ' ' + agentName(conn.agent);
   const label = conn.session && conn.session.startsWith('client-') ?
@@ -277,20 +280,35 @@ function place(conn) {  // its row (client or session) and a lane free at its op
   if (index === undefined) {
     index = demo.rows.length;
     demo.rowOf.set(key, index);
-    demo.rows.push({key, label, lanes: [], last: null});
+    demo.rows.push({key, label, conns: [], lanes: 1});
   }
-  const row = demo.rows[index];
-  let lane = row.lanes.findIndex((l) => l.end !== null && l.end <= conn.opened);
-  if (lane < 0) { lane = row.lanes.length; row.lanes.push({}); }
-  row.lanes[lane] = {conn: conn.id, end: null};
   conn.row = index;
-  conn.lane = lane;
-  const previous = row.last === null ? null : demo.conns.get(row.last);
-  if (previous && previous.closed !== null && previous.closed <= conn.opened &&
-      conn.opened - previous.closed < 120) {
+  demo.rows[index].conns.push(conn);
+}
+
+function layout(row) {
+  // Lanes: each stream takes the first lane free at its opening, so streams open at the
+  // same time never share one. Gaps: a stream follows the one of its row that closed last
+  // before it opened (the reconnect). Done afresh at each drawing, as records may arrive
+  // in any order.
+  const conns = [...row.conns].sort((a, b) => a.opened - b.opened);
+  const ends = [];
+  const followed = new Set();
+  for (const conn of conns) {
+    let lane = ends.findIndex((end) => end <= conn.opened);
+    if (lane < 0) lane = ends.length;
+    ends[lane] = conn.closed === null ? Infinity : conn.closed;
+    conn.lane = lane;
+    let previous = null;
+    for (const other of conns) {
+      if (other === conn || other.closed === null || other.closed > conn.opened) continue;
+      if (followed.has(other) || conn.opened - other.closed >= 120) continue;
+      if (previous === null || other.closed > previous.closed) previous = other;
+    }
     conn.gapFrom = previous;
+    if (previous) followed.add(previous);
   }
-  row.last = conn.id;
+  row.lanes = Math.max(1, ends.length);
 }
 
 function sideOf(conn) {
@@ -357,14 +375,18 @@ function drawTimeline() {
   const x = (t) => labelW + (Math.max(t, t0) - t0) / (t1 - t0) * plotW;
   const tops = [];
   let y = top;
-  for (const row of demo.rows) { tops.push(y); y += Math.max(1, row.lanes.length) * laneH + 6; }
+  for (const row of demo.rows) {
+    layout(row);
+    tops.push(y);
+    y += row.lanes * laneH + 6;
+  }
   const width = labelW + plotW + pad, height = y + 8;
   svg.replaceChildren();
   svg.setAttribute('width', width);
   svg.setAttribute('height', height);
   svg.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
   demo.rows.forEach((row, i) => {
-    const h = Math.max(1, row.lanes.length) * laneH + 6;
+    const h = row.lanes * laneH + 6;
     if (i % 2 === 0) el('svg:rect', {class: 'rowbg', x: 0, y: tops[i] - 3, width, height: h}, svg);
     el('svg:text', {x: 6, y: tops[i] + barY + barH - 2}, svg, row.label);
   });
