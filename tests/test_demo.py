@@ -185,6 +185,10 @@ async def test_the_streams_door_serves_streams_with_cors_for_the_page_only() -> 
         await from_page.read_to_end()
         assert f"\r\nAccess-Control-Allow-Origin: {page}\r\n".encode() in from_page.data
         assert b"id: 1\n" in from_page.data
+        local = page.replace("127.0.0.1", "localhost")  # the page, opened as localhost
+        from_localhost = await stream(at.streams, "/events?count=1", f"Origin: {local}")
+        await from_localhost.read_to_end()
+        assert f"\r\nAccess-Control-Allow-Origin: {local}\r\n".encode() in from_localhost.data
         elsewhere = await stream(at.streams, "/events?count=1", "Origin: http://evil.example")
         await elsewhere.read_to_end()
         assert b"id: 1\n" in elsewhere.data  # served, but a page elsewhere may not read it

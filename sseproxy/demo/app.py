@@ -179,7 +179,9 @@ async def _serve(
             routes: Routes = {"proxy": proxy.handle, "api": api, "page": page.handle}
             door = Door(routes)
             await nursery.start(trio.serve_listeners, door.handle, [door_listener])
-            streams = Door(routes, cors_for=page_url.rstrip("/"))
+            page_port = door_listener.socket.getsockname()[1]  # as typed, or as printed:
+            origins = (f"http://{HOST}:{page_port}", f"http://localhost:{page_port}")
+            streams = Door(routes, cors_for=origins)
             await nursery.start(trio.serve_listeners, streams.handle, [streams_listener])
             task_status.started(
                 DemoAddresses(page_url, streams_url, _url(proxy_port), _url(origin_port))

@@ -134,12 +134,12 @@ def allow_origin(data: bytes, origin: bytes) -> bytes:
 
 class Door:
     """Accepts on one of the demo's addresses and routes each connection (see the module
-    doc). With `cors_for`, the page's origin, it is the streams door: streams only, and
-    CORS for that origin."""
+    doc). With `cors_for`, the page's origins, it is the streams door: streams only, and
+    CORS for those origins."""
 
-    def __init__(self, routes: dict[str, Handler], *, cors_for: str | None = None) -> None:
+    def __init__(self, routes: dict[str, Handler], *, cors_for: tuple[str, ...] = ()) -> None:
         self.routes = routes
-        self.cors_for = cors_for.encode() if cors_for else None
+        self.cors_for = {origin.encode() for origin in cors_for}
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
@@ -158,10 +158,11 @@ class Door:
             return
         head, _, body = data.partition(b"\r\n\r\n")
         route, rewritten = rewrite_head(head + b"\r\n\r\n")
-        if self.cors_for is None:
+        if not self.cors_for:
             await self.routes[route](Replayed(stream, rewritten + body), client)
             return
-        origin = self.cors_for if header(head, b"origin") == self.cors_for else b""
+        origin = header(head, b"origin") or b""
+        origin = origin if origin in self.cors_for else b""
         if route != "proxy" or head.startswith(b"OPTIONS "):
             await _refuse(stream, origin)
             return
