@@ -649,6 +649,11 @@ async function start() {
   buildStreams();
   followJournal();
   await refreshFaults();
+  const starting = $('scenario-name').textContent;  // `sseproxy demo --scenario NAME`
+  if (demo.catalog.presets.some((preset) => preset.name === starting)) {
+    $('preset').value = starting;
+    $('preset').onchange();
+  }
   setClientCount(Number(new URLSearchParams(location.search).get('clients')) || 3);
   setInterval(() => {
     for (const client of demo.clients) client.render();
