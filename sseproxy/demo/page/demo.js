@@ -28,6 +28,7 @@ const demo = {
   rowOf: new Map(),
   faultTypes: new Map(), // fault name -> type (names stay known after a fault is removed)
   colours: new Map(),
+  counts: new Map(),     // closes by cause ("by/reason"), for the legend
   used: new Map(),
   bytes: new Map(),      // connection id -> bytes_down (polled from /api/connections)
   closes: 0,
@@ -262,6 +263,8 @@ function record(rec) {
     Object.assign(conn, {closed: rec.t, by: rec.by, reason: rec.reason, detail: rec.detail,
                          events: rec.events_down, firstId: rec.first_id, lastId: rec.last_id});
     if (conn.row === null) place(conn);
+    const cause = conn.by + '/' + conn.reason;
+    demo.counts.set(cause, (demo.counts.get(cause) || 0) + 1);
     listClose(conn);
   }
 }
@@ -284,6 +287,14 @@ function place(conn) {  // its row: the page's client (its session), else addres
   }
   conn.row = index;
   demo.rows[index].conns.push(conn);
+}
+
+function forget(row, before) {  // streams closed long before the window: no longer drawn
+  row.conns = row.conns.filter((conn) => {
+    const keep = conn.closed === null || conn.closed >= before;
+    if (!keep) demo.conns.delete(conn.id);
+    return keep;
+  });
 }
 
 function layout(row) {
@@ -376,6 +387,7 @@ function drawTimeline() {
   const tops = [];
   let y = top;
   for (const row of demo.rows) {
+    forget(row, t0 - 150);
     layout(row);
     tops.push(y);
     y += row.lanes * laneH + 6;
@@ -437,17 +449,10 @@ function drawTimeline() {
   }
   const legend = $('legend');
   legend.replaceChildren();
-  const counts = new Map();
-  for (const conn of demo.conns.values()) {
-    if (conn.closed !== null) {
-      const cause = conn.by + '/' + conn.reason;
-      counts.set(cause, (counts.get(cause) || 0) + 1);
-    }
-  }
   for (const [cause, colour] of demo.colours) {
     const item = el('span', {}, legend);
     el('i', {class: 'sw', style: 'background:' + colour}, item);
-    item.append(' ' + cause.replace('/', ' · ') + ' (' + (counts.get(cause) || 0) + ')');
+    item.append(' ' + cause.replace('/', ' · ') + ' (' + (demo.counts.get(cause) || 0) + ')');
   }
 }
 
