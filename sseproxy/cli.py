@@ -617,6 +617,92 @@ async def _serve(host: str, port: int, settings: OriginSettings, count: int = 1)
             nursery.cancel_scope.cancel()
 
 
+@main.command()
+@click.option(
+    "--scenario",
+    "scenario_name",
+    metavar="NAME|FILE",
+    help="The starting scenario: a preset name or a TOML file (the page can change it).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    default=0,
+    help="The page's port (also the control API under /api). Default: a free port.",
+)
+@click.option(
+    "--streams-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    default=0,
+    help="Where the page's EventSource clients connect (a browser opens at most six "
+    "connections to one address). Default: a free port.",
+)
+@click.option(
+    "--proxy-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    default=0,
+    help="The proxy's port, for curl and other clients. Default: a free port.",
+)
+@click.option(
+    "--origin-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    default=0,
+    help="The built-in SSE server's port. Default: a free port.",
+)
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option(
+    "--journal",
+    "journal_path",
+    metavar="FILE",
+    help="Also append the journal to FILE ('-' = stdout), for `sseproxy report` afterwards.",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+def demo(
+    scenario_name: str | None,
+    port: int,
+    streams_port: int,
+    proxy_port: int,
+    origin_port: int,
+    seed: int | None,
+    journal_path: str | None,
+    open_page: bool,
+) -> None:
+    """A workshop in one command: server, proxy and a live page, all on 127.0.0.1.
+
+    The page opens EventSource clients through the proxy, adds and removes faults,
+    steps through a story and draws every close as it happens (docs/workshop.md).
+
+    \b
+    Examples:
+      sseproxy demo --open
+      sseproxy demo --scenario idle-3s --port 8000 --journal demo.jsonl
+
+    Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
+    """
+    import trio
+
+    from sseproxy.demo.app import DemoSettings
+    from sseproxy.demo.app import main as demo_main
+    from sseproxy.demo.catalog import scenario_named
+
+    with _friendly_errors():
+        settings = DemoSettings(
+            scenario=scenario_named(scenario_name or "none"),
+            port=port,
+            streams_port=streams_port,
+            proxy_port=proxy_port,
+            origin_port=origin_port,
+            seed=seed,
+        )
+        out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
+        with _journal_stream(journal_path) as stream:
+            trio.run(partial(demo_main, open_page=open_page), settings, stream, out)
+
+
 main.add_command(ctl, "ctl")
 
 
