@@ -190,6 +190,9 @@ class Connection:
             finally:
                 await trio.aclose_forcefully(self.stream)
                 await self.cleanup()
+                # The tally's hooks point back here: without this cycle the connection
+                # is freed as it ends, not at the next full garbage collection.
+                self.down.on_note = self.down.on_event = None
 
     def killed_outcome(self) -> Outcome:
         """Killed through the control API (the exchange's `ended` says so too)."""

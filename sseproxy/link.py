@@ -16,6 +16,7 @@ With no fault at all, `pump` copies bytes straight across (the fast path).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -156,7 +157,9 @@ class Link:
     chain: Chain
     observe: Observer | None
     head: HeadReader | None = None
-    changed: trio.Event = field(default_factory=trio.Event)
+    changed: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+    """Where the reader and the writer wait for the chain to move (one lot for the link's
+    life: an Event per change would be garbage per event that outlives a GC pass)."""
     reader_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     clock_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     write_scope: trio.CancelScope | None = None
@@ -191,8 +194,7 @@ class Link:
     def _changed(self) -> None:
         """The chain moved: wake whoever may now act on it."""
         chain = self.chain
-        self.changed.set()
-        self.changed = trio.Event()
+        self.changed.unpark_all()
         self.clock_scope.deadline = chain.next_timer()
         if not chain.source_open:
             self.reader_scope.cancel()
@@ -211,7 +213,7 @@ class Link:
                     self._changed()
                 while True:
                     while not chain.wants_input():
-                        await self.changed.wait()
+                        await self.changed.park()
                     data = bytes(await self.source.receive_some(CHUNK))
                     if not data:
                         break
@@ -238,9 +240,12 @@ class Link:
             if due.stop is not None:
                 return await self._finish(due.stop)
             if not due.pieces:
-                changed = self.changed
-                with trio.move_on_at(chain.next_output()):
-                    await changed.wait()
+                due_at = chain.next_output()
+                if due_at == math.inf:
+                    await self.changed.park()
+                else:
+                    with trio.move_on_at(due_at):
+                        await self.changed.park()
                 continue
             failed: LinkResult | None = None
             with trio.CancelScope() as self.write_scope:  # cancelled by a timer's stop
