@@ -222,3 +222,55 @@ class ChunkedBody:
             if payload:
                 return payload
         return b""
+
+
+class LengthBody:
+    """A response body with a Content-Length, read without h11 (its `ContentLengthReader`
+    copies every read through its receive buffer), with the contract of `ChunkedBody`.
+    Bytes past the length are ignored, as h11 leaves them unread: the upstream connection
+    is not reused."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, length: int, unread: bytes, closed: bool):
+        self.stream = stream
+        self.length = length
+        self.left = length
+        self.queued = ([unread] if unread else []) + ([b""] if closed else [])
+
+    async def read(self) -> bytes:
+        while self.left:
+            queued = self.queued
+            data = queued.pop(0) if queued else bytes(await receive(self.stream, CHUNK))
+            if not data:
+                raise Truncated(
+                    "peer closed connection without sending complete message body: received "
+                    f"{self.length - self.left} bytes, expected {self.length}"
+                )
+            if len(data) > self.left:
+                data = data[: self.left]
+            self.left -= len(data)
+            return data
+        return b""
+
+
+def fast_body(
+    method: bytes,
+    response: h11.Response,
+    stream: trio.abc.ReceiveStream,
+    trailing: tuple[bytes, bool],
+    limit: int,
+) -> ChunkedBody | LengthBody | None:
+    """A reader for this response's body that needs no h11 (chunked, or a Content-Length),
+    or None (no body, or one that ends with the connection: h11 reads those).
+
+    `trailing` is h11's `trailing_data` once it parsed the head: what the upstream had
+    already sent past it, which is where the body starts."""
+    unread, closed = trailing
+    if is_chunked(method, response):
+        return ChunkedBody(stream, unread, closed, limit)
+    status = response.status_code
+    if method == b"HEAD" or status in (204, 304) or (method == b"CONNECT" and status < 300):
+        return None
+    for name, value in response.headers:
+        if name == b"content-length":
+            return LengthBody(stream, int(value), unread, closed)  # h11 checked the value
+    return None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 import trio
 
-from sseproxy.chunked import ChunkedBody, is_chunked
+from sseproxy.chunked import ChunkedBody, LengthBody, fast_body
 from sseproxy.connection import Connection, Garbled, Outcome, Truncated, outcome_of, reason_of
 from sseproxy.faults.base import Piece, ResponseHead
 from sseproxy.http_checks import (
@@ -84,7 +84,7 @@ async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
         if event is h11.NEED_DATA:
             if parts:
                 return b"".join(parts)
-            data = bytes(await stream.receive_some(CHUNK))
+            data = bytes(await receive(stream, CHUNK))
             saw_eof = not data
             conn.receive_data(data)
         elif type(event) is h11.Data:
@@ -372,8 +372,9 @@ class UpstreamCall(trio.abc.ReceiveStream):
         self.body_read = False
         self.head_read = False
         """The response head came from the upstream (not from a fault)."""
-        self.body: ChunkedBody | None = None
-        """A chunked response body, read without h11 (see `sseproxy.chunked`)."""
+        self.body: ChunkedBody | LengthBody | None = None
+        """A chunked or Content-Length response body, read without h11 (see
+        `sseproxy.chunked`)."""
         self.where = client.proxy.settings.upstream
 
     async def head(self) -> ResponseHead:
@@ -463,12 +464,12 @@ class UpstreamCall(trio.abc.ReceiveStream):
                     "upstream-protocol-error",
                 )
             self.head_read = True
-            if is_chunked(self.request.method, event):
-                # h11 stops here for the response (it stays in SEND_BODY: nothing reads
-                # its state again; the connection closes after the exchange), and the
-                # body starts with what it had already received past the head
-                unread, closed = self.conn.trailing_data
-                self.body = ChunkedBody(stream, unread, closed, self.client.max_head)
+            # A chunked or Content-Length body is read without h11: it stops here for the
+            # response (it stays in SEND_BODY: nothing reads its state again; the
+            # connection closes after the exchange)
+            self.body = fast_body(
+                self.request.method, event, stream, self.conn.trailing_data, self.client.max_head
+            )
             return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
 
     async def _upload(self, stream: trio.abc.Stream) -> None:
