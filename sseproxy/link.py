@@ -163,6 +163,8 @@ class Link:
     reader_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     clock_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     write_scope: trio.CancelScope | None = None
+    cut_noticed: bool = False
+    """A timer's stop was seen and the write under way abandoned (see `_changed`)."""
 
     @property
     def slots(self) -> list[FaultSlot]:
@@ -195,11 +197,16 @@ class Link:
         """The chain moved: wake whoever may now act on it."""
         chain = self.chain
         self.changed.unpark_all()
-        self.clock_scope.deadline = chain.next_timer()
+        timer = chain.next_timer()
+        if timer != self.clock_scope.deadline:
+            self.clock_scope.deadline = timer
         if not chain.source_open:
             self.reader_scope.cancel()
-        if chain.urgent and self.write_scope is not None:
-            self.write_scope.cancel()
+        if chain.urgent and not self.cut_noticed:
+            # once: what the cut lets out (a held head) is written after it, uncancelled
+            self.cut_noticed = True
+            if self.write_scope is not None:
+                self.write_scope.cancel()
 
     async def _read(self) -> None:
         chain = self.chain
@@ -214,7 +221,7 @@ class Link:
                 while True:
                     while not chain.wants_input():
                         await self.changed.park()
-                    data = bytes(await self.source.receive_some(CHUNK))
+                    data = bytes(await receive(self.source, CHUNK))
                     if not data:
                         break
                     chain.feed(Piece(data), trio.current_time())
@@ -233,12 +240,30 @@ class Link:
             self._changed()
 
     async def _write(self) -> LinkResult:
-        chain = self.chain
         while True:
+            outcome: LinkResult | Stop | None = None
+            with trio.CancelScope() as self.write_scope:  # cancelled by a timer's stop
+                outcome = await self._write_due()
+            self.write_scope = None
+            if isinstance(outcome, Stop):
+                return await self._finish(outcome)
+            if outcome is not None:
+                return outcome
+            # a timer's stop overtook what was being written or waited for: look again
+
+    async def _write_due(self) -> LinkResult | Stop | None:
+        """Write what comes due until the final stop (returned, to be carried out outside
+        the write scope) or a failure. One cancel scope for many writes: a scope per write
+        was a few objects of garbage per event."""
+        chain = self.chain
+        scope = self.write_scope
+        while True:
+            if scope is not None and scope.cancel_called:
+                return None  # woken before the cancel landed: start over in a fresh scope
             due = chain.take_due(trio.current_time())
             self._changed()
             if due.stop is not None:
-                return await self._finish(due.stop)
+                return due.stop
             if not due.pieces:
                 due_at = chain.next_output()
                 if due_at == math.inf:
@@ -247,10 +272,7 @@ class Link:
                     with trio.move_on_at(due_at):
                         await self.changed.park()
                 continue
-            failed: LinkResult | None = None
-            with trio.CancelScope() as self.write_scope:  # cancelled by a timer's stop
-                failed = await self._write_pieces(due.pieces)
-            self.write_scope = None
+            failed = await self._write_pieces(due.pieces)
             if failed is not None:
                 return failed
 

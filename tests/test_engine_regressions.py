@@ -271,3 +271,23 @@ async def test_the_last_chunk_and_the_end_in_one_read(
         (ended,) = await proxy.wait_for("ended")
     assert got.body == body
     assert ended["reason"] == "upstream-end"
+
+
+# 8. what a timer's cut lets out is written, though the writer was woken before the cancel
+
+
+async def test_a_held_head_goes_out_before_an_idle_cut(autojump_clock: Any) -> None:
+    """nginx with proxy_buffering: the head waits in the buffer, the read timeout fires,
+    the client still gets the 200 and then a close. The writer, parked, is both woken and
+    cancelled by the cut; the head it then writes must not be cancelled with it."""
+    from sseproxy import origin
+    from tests.harness import memory_proxy as origin_proxy
+
+    scenario = (
+        '[[faults]]\ntype = "idle-timeout"\ntimeout = "1s"\ncounts = "bytes"\n'
+        '[[faults]]\ntype = "buffer"\nsize = "4KiB"\nrespect_accel = false\nhold_head = true\n'
+    )
+    silent = origin.OriginSettings(interval=100, count=2, heartbeat=0)
+    async with origin_proxy(scenario, silent) as proxy:
+        got = await proxy.client().get("/events")
+    assert (got.status, got.ending, got.ended_at) == (200, "closed", 1.0)
