@@ -179,9 +179,7 @@ async def _serve(
             routes: Routes = {"proxy": proxy.handle, "api": api, "page": page.handle}
             door = Door(routes)
             await nursery.start(trio.serve_listeners, door.handle, [door_listener])
-            page_port = door_listener.socket.getsockname()[1]  # as typed, or as printed:
-            origins = (f"http://{HOST}:{page_port}", f"http://localhost:{page_port}")
-            streams = Door(routes, cors_for=origins)
+            streams = Door(routes, streams_only=True)
             await nursery.start(trio.serve_listeners, streams.handle, [streams_listener])
             task_status.started(
                 DemoAddresses(page_url, streams_url, _url(proxy_port), _url(origin_port))
