@@ -24,6 +24,8 @@ __all__ = ["CloseLines", "close_line"]
 
 Record = dict[str, Any]
 _STOPS = ("close", "reset", "end")
+_NOT_FOR_PEOPLE = ("Cancelled(", "<", "ExceptionGroup(", "BaseExceptionGroup(")
+"""How a shutdown's detail begins (a Python repr; the report leaves it out too)."""
 
 
 @dataclass
@@ -52,6 +54,8 @@ def close_line(closed: Record, client: str = "", request: str = "", stopped_by: 
         head += f" from {client}"
     reason = str(closed.get("reason", "?"))
     detail = closed.get("detail") or stopped_by
+    if str(detail).startswith(_NOT_FOR_PEOPLE):
+        detail = ""
     why = f"{reason} ({detail})" if detail and detail != reason else reason
     line = f"{head}: closed by {closed.get('by', '?')}, {why}"
     if closed.get("duration") is not None:

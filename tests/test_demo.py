@@ -269,6 +269,7 @@ def test_the_command_serves_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
         port = free.getsockname()[1]
     command = [sys.executable, "-m", "sseproxy", "demo", "--port", str(port)]
     command += ["--scenario", "idle-3s", "--journal", str(tmp_path / "demo.jsonl")]
+    command += ["--time-scale", "0.5", "--close-lines"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -282,19 +283,26 @@ def test_the_command_serves_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
                 "idle-3s",
                 "idle-timeout",
             )
+            lines.wait_for(r"^time scale 0\.5: .*\(a 60s timeout fires after 30s\)$")
             lines.wait_for("^stop with Ctrl-C$")
             with urllib.request.urlopen(page + "api/scenario", timeout=5) as response:
                 assert json.load(response)["name"] == "idle-3s"
+            with urllib.request.urlopen(page + "api/time-scale", timeout=5) as response:
+                assert json.load(response) == {"factor": 0.5}
             with urllib.request.urlopen(page + "events?count=2&interval=0", timeout=5) as events:
                 assert events.read().endswith(b'id: 2\ndata: {"n": 2}\n\n')
         finally:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
         assert lines.rest()[-1] == "stopped"
-        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+        assert proc.stderr is not None
+        console = proc.stderr.read()  # a line per close, as on `run`'s console
+        assert "Traceback" not in console
+        assert re.search(r"^c1 GET /events from 127\.0\.0\.1: closed by ", console, re.M)
     report = CliRunner().invoke(main, ["report", str(tmp_path / "demo.jsonl"), "--json"])
     assert report.exit_code == 0, report.output
-    assert json.loads(report.output)["totals"]["connections"] == 1
+    totals = json.loads(report.output)["totals"]
+    assert totals["connections"] == 1 and totals["time_scales"] == [0.5]
 
 
 def test_demo_help_imports_none_of_the_heavy_libraries() -> None:
@@ -304,6 +312,11 @@ def test_demo_help_imports_none_of_the_heavy_libraries() -> None:
 def test_usage_errors_exit_2_in_one_line() -> None:
     result = CliRunner().invoke(main, ["demo", "--scenario", "no-such-preset"])
     assert result.exit_code == 2 and "no preset of that name" in result.output
+    for factor in ("0", "-1", "fast", "inf"):
+        result = CliRunner().invoke(main, ["demo", "--time-scale", factor])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"Error: time scale '{factor}' is not a number above 0")
+        assert len(result.output.splitlines()) == 1
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

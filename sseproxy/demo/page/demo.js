@@ -34,6 +34,7 @@ const demo = {
   closes: 0,
   step: null,
   refreshing: false,
+  timeScale: null,       // the proxy's time scale (GET /api/time-scale, then the journal)
 };
 window.sseproxyDemo = demo;  // for tests and the curious
 
@@ -238,6 +239,7 @@ function record(rec) {
     demo.refreshing = true;
     setTimeout(() => { demo.refreshing = false; refreshFaults(); }, 100);
   }
+  if (rec.kind === 'time-scale') showTimeScale(rec.factor);
   if (rec.conn === '-' || rec.conn === undefined) return;
   let conn = demo.conns.get(rec.conn);
   if (conn === undefined) {
@@ -604,6 +606,13 @@ function buildFaultForm() {
   };
 }
 
+function showTimeScale(factor) {  // on load, when set here, and when set elsewhere (ctl)
+  demo.timeScale = factor;
+  $('time-scale').value = factor;
+  $('time-scale-line').textContent = factor === 1 ? '' :
+    'time scale ' + factor + ': every duration multiplied by ' + factor;
+}
+
 function buildStreams() {
   const kill = (how) => async () => {
     try {
@@ -617,16 +626,15 @@ function buildStreams() {
   $('close-all').onclick = kill('close');
   $('reset-all').onclick = kill('reset');
   $('set-time-scale').onclick = async () => {
-    const factor = Number($('time-scale').value);
+    const result = $('time-scale-result');
     try {
-      await api('PUT', '/time-scale', {factor});
-      $('time-scale-result').textContent = '';
-      $('time-scale-result').className = 'hint';
-      $('time-scale-result').textContent = 'time scale ' + factor;
+      const answer = await api('PUT', '/time-scale', {factor: Number($('time-scale').value)});
+      showTimeScale(answer.factor);
+      result.className = 'hint';
+      result.textContent = 'time scale ' + answer.factor;
     } catch (error) {
-      $('time-scale-result').className = 'error';
-      $('time-scale-result').textContent = error.status === 404 ?
-        'this proxy has no time scale (PUT /time-scale: 404)' : error.message;
+      result.className = 'error';
+      result.textContent = error.message;
     }
   };
   $('client-count').onchange = () => setClientCount(Number($('client-count').value));
@@ -643,6 +651,7 @@ async function start() {
   try {
     const status = await api('GET', '/status');
     demo.offset = wall() - status.uptime;
+    showTimeScale((await api('GET', '/time-scale')).factor);
     $('curl-line').textContent = 'or: curl -N http://' + status.listen + '/events';
   } catch (error) {
     $('api-state').textContent = 'control API: ' + error.message;
