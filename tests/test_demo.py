@@ -118,6 +118,8 @@ def test_every_story_step_and_quick_fault_is_valid() -> None:
     assert quick_faults()  # each checked as a [[faults]] entry
     story = catalog(stream="")["story"]
     assert [s["toml"].startswith("[scenario]") for s in story] == [True] * len(steps)
+    switch = story[titles.index("Switch to event heartbeats")]
+    assert switch["times"] == {"interval": 600.0, "heartbeat": 15.0}  # scaled by the page
 
 
 def test_the_door_routes_and_rewrites_request_heads() -> None:

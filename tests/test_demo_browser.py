@@ -235,6 +235,13 @@ def test_the_time_scale_shrinks_a_fault_added_on_the_page() -> None:
             )
             assert seen["detail"] == "no byte for 1s", seen
             assert 0.9 <= seen["lived"] < 1.6, seen
+
+            # a story step's stream keeps pace: the server's heartbeat shrinks with the
+            # client watchdog's 45 s (the story's 600 s and 15 s, at 0.5)
+            page.get_by_role("button", name="Switch to event heartbeats").click()
+            sync_api.expect(page.locator("#scenario-name")).to_have_text("heartbeat-check")
+            query = page.locator("#stream-query")
+            sync_api.expect(query).to_have_value("interval=300&heartbeat=7.5&hb=event")
             assert errors == []
         finally:
             browser.close()

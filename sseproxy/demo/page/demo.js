@@ -526,6 +526,16 @@ function buildStory() {
   });
 }
 
+function stepStream(step) {  // its server's times at the time scale too (catalog.py)
+  const factor = demo.timeScale || 1;
+  if (factor === 1) return step.stream;
+  const params = new URLSearchParams(step.stream);
+  for (const [name, seconds] of Object.entries(step.times)) {
+    if (seconds > 0) params.set(name, String(Math.max(0.001, +(seconds * factor).toFixed(3))));
+  }
+  return params.toString();
+}
+
 async function playStep(i) {
   const step = demo.catalog.story[i];
   demo.step = i;
@@ -539,9 +549,10 @@ async function playStep(i) {
   }
   $('preset').value = step.scenario;
   $('preset').onchange();
-  if (step.stream !== demo.stream) {
-    demo.stream = step.stream;
-    $('stream-query').value = step.stream;
+  const stream = stepStream(step);
+  if (stream !== demo.stream) {
+    demo.stream = stream;
+    $('stream-query').value = stream;
     reconnectAll();
   }
 }
