@@ -501,12 +501,9 @@ async def _proxy(
 
 
 def _time_scale_line(factor: float) -> str:
-    from sseproxy.units import format_duration
+    from sseproxy.timescale import summary
 
-    return (
-        f"time scale {factor:g}: every duration in the scenario is multiplied by {factor:g} "
-        f"(a 60s timeout fires after {format_duration(60 * factor)})"
-    )
+    return summary(factor)
 
 
 class _OriginCommand(click.Command):
@@ -678,6 +675,19 @@ async def _serve(host: str, port: int, settings: OriginSettings, count: int = 1)
     metavar="FILE",
     help="Also append the journal to FILE ('-' = stdout), for `sseproxy report` afterwards.",
 )
+@click.option(
+    "--time-scale",
+    metavar="F",
+    help="Multiply every duration in the scenario by F, as `run --time-scale` (the page "
+    "changes it too): 0.1 turns a 60s idle timeout into 6s. Default: 1.",
+)
+@click.option(
+    "--close-lines/--quiet",
+    "close_lines",
+    default=None,
+    help="Print a line on stderr per closed connection, as `run` does (default: on when "
+    "stderr is a terminal).",
+)
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 def demo(
     scenario_name: str | None,
@@ -687,6 +697,8 @@ def demo(
     origin_port: int,
     seed: int | None,
     journal_path: str | None,
+    time_scale: str | None,
+    close_lines: bool | None,
     open_page: bool,
 ) -> None:
     """A workshop in one command: server, proxy and a live page, all on 127.0.0.1.
@@ -698,6 +710,7 @@ def demo(
     Examples:
       sseproxy demo --open
       sseproxy demo --scenario idle-3s --port 8000 --journal demo.jsonl
+      sseproxy demo --scenario nginx-default --time-scale 0.1   (60s timeouts take 6s)
 
     Stop with Ctrl-C: streams end, the journal is complete, the exit status is 0.
     """
@@ -706,8 +719,10 @@ def demo(
     from sseproxy.demo.app import DemoSettings
     from sseproxy.demo.app import main as demo_main
     from sseproxy.demo.catalog import scenario_named
+    from sseproxy.timescale import check_factor
 
     with _friendly_errors():
+        factor = check_factor(time_scale) if time_scale is not None else 1.0
         settings = DemoSettings(
             scenario=scenario_named(scenario_name or "none"),
             port=port,
@@ -715,10 +730,13 @@ def demo(
             proxy_port=proxy_port,
             origin_port=origin_port,
             seed=seed,
+            time_scale=factor,
         )
         out: TextIO = sys.stderr if journal_path == "-" else sys.stdout
+        lines = sys.stderr.isatty() if close_lines is None else close_lines
         with _journal_stream(journal_path) as stream:
-            trio.run(partial(demo_main, open_page=open_page), settings, stream, out)
+            run = partial(demo_main, open_page=open_page, close_lines=sys.stderr if lines else None)
+            trio.run(run, settings, stream, out)
 
 
 main.add_command(ctl, "ctl")

@@ -24,6 +24,8 @@ __all__ = ["CloseLines", "close_line"]
 
 Record = dict[str, Any]
 _STOPS = ("close", "reset", "end")
+_NOT_FOR_PEOPLE = ("Cancelled(", "<", "ExceptionGroup(", "BaseExceptionGroup(")
+"""How a shutdown's detail begins (a Python repr; the report leaves it out too)."""
 
 
 @dataclass
@@ -46,12 +48,17 @@ def _size(octets: int) -> str:
 
 
 def close_line(closed: Record, client: str = "", request: str = "", stopped_by: str = "") -> str:
-    """The one line for a `closed` record (and what earlier records said about it)."""
-    head = " ".join(part for part in (closed.get("conn", "?"), request) if part)
+    """The one line for a `closed` record (and what earlier records said about it); in a
+    fleet (`run --config`) it begins with the proxy's name."""
+    head = " ".join(
+        str(part) for part in (closed.get("proxy"), closed.get("conn", "?"), request) if part
+    )
     if client:
         head += f" from {client}"
     reason = str(closed.get("reason", "?"))
     detail = closed.get("detail") or stopped_by
+    if str(detail).startswith(_NOT_FOR_PEOPLE):
+        detail = ""
     why = f"{reason} ({detail})" if detail and detail != reason else reason
     line = f"{head}: closed by {closed.get('by', '?')}, {why}"
     if closed.get("duration") is not None:
@@ -78,6 +85,8 @@ class CloseLines(JournalReader):
         kind, conn = record.get("kind"), str(record.get("conn", "-"))
         if conn == "-":
             return
+        if "proxy" in record:  # a fleet: each proxy numbers its own connections
+            conn = f"{record['proxy']} {conn}"
         if kind == "closed":
             seen = self.seen.pop(conn, _Seen())
             line = close_line(record, seen.client, seen.request, seen.stopped_by)

@@ -27,8 +27,17 @@ from typing import Any, Literal
 from sseproxy.errors import ConfigError
 from sseproxy.params import Param
 from sseproxy.scenario import COMMON_FIELDS, FaultSpec, Scenario, Window
+from sseproxy.units import format_duration
 
-__all__ = ["TimeRole", "check_factor", "scaled", "scaled_spec", "scaled_value", "time_role"]
+__all__ = [
+    "TimeRole",
+    "check_factor",
+    "scaled",
+    "scaled_spec",
+    "scaled_value",
+    "summary",
+    "time_role",
+]
 
 TimeRole = Literal["duration", "per-second", "ms"]
 
@@ -55,6 +64,14 @@ def check_factor(value: object) -> float:
             "ten times faster (a 60s timeout fires after 6s), 1 is real time"
         )
     return factor
+
+
+def summary(factor: float) -> str:
+    """The console's line for a time scale other than 1 (`run`, `demo`)."""
+    return (
+        f"time scale {factor:g}: every duration in the scenario is multiplied by {factor:g} "
+        f"(a 60s timeout fires after {format_duration(60 * factor)})"
+    )
 
 
 def scaled_value(param: Param, value: Any, factor: float) -> Any:

@@ -40,6 +40,8 @@ def test_the_line_says_who_why_how_long_and_what_it_carried() -> None:
     )
     bare = {"conn": "c9", "by": "client", "reason": "client-closed", "bytes_down": 0}
     assert close_line(bare) == "c9: closed by client, client-closed; 0 B down"
+    stopped = {**bare, "by": "proxy", "reason": "shutdown", "detail": "Cancelled(source='x')"}
+    assert close_line(stopped) == "c9: closed by proxy, shutdown; 0 B down"  # no Python repr
 
 
 async def test_a_subscriber_prints_each_close_once(autojump_clock: MockClock) -> None:

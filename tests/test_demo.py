@@ -27,7 +27,7 @@ from sseproxy.cli import main
 from sseproxy.demo import app
 from sseproxy.demo.app import DemoAddresses, DemoSettings, serve_demo
 from sseproxy.demo.catalog import catalog, load_story, quick_faults
-from sseproxy.demo.door import allow_origin, rewrite_head
+from sseproxy.demo.door import allow_any_origin, rewrite_head
 from sseproxy.faults import all_faults
 from sseproxy.journal import Journal
 from sseproxy.scenario import load_scenario, preset_names
@@ -118,6 +118,8 @@ def test_every_story_step_and_quick_fault_is_valid() -> None:
     assert quick_faults()  # each checked as a [[faults]] entry
     story = catalog(stream="")["story"]
     assert [s["toml"].startswith("[scenario]") for s in story] == [True] * len(steps)
+    switch = story[titles.index("Switch to event heartbeats")]
+    assert switch["times"] == {"interval": 600.0, "heartbeat": 15.0}  # scaled by the page
 
 
 def test_the_door_routes_and_rewrites_request_heads() -> None:
@@ -173,47 +175,59 @@ async def test_a_page_client_streams_through_the_proxy_and_says_who_it_is() -> N
         assert "session" not in journal.of_kind("request")[-1]
 
 
-async def test_the_streams_door_serves_streams_with_cors_for_the_page_only() -> None:
-    async with demo_at() as at, httpx.AsyncClient(base_url=at.streams) as http:
+async def test_the_streams_door_serves_streams_that_the_page_may_read() -> None:
+    """Another origin than the page's: the built-in server's CORS stands, the proxy's own
+    answers get the same header, a preflight is answered there and never journaled."""
+    async with (
+        demo_at() as at,
+        httpx.AsyncClient(base_url=at.streams) as http,
+        httpx.AsyncClient(base_url=at.page) as api,
+    ):
         page = at.page.rstrip("/")
         assert (await http.get("/")).status_code == 404  # no page here, and no API
         assert (await http.get("/api/status")).text == "only streams are here\n"
-        catalog = (await http.get(at.page + "catalog.json")).json()
+        catalog = (await api.get("/catalog.json")).json()
         assert catalog["streams"] == at.streams.rstrip("/") != page
 
-        from_page = await stream(at.streams, "/client/1/events?count=1", f"Origin: {page}")
-        await from_page.read_to_end()
-        assert f"\r\nAccess-Control-Allow-Origin: {page}\r\n".encode() in from_page.data
-        assert b"id: 1\n" in from_page.data
-        local = page.replace("127.0.0.1", "localhost")  # the page, opened as localhost
-        from_localhost = await stream(at.streams, "/events?count=1", f"Origin: {local}")
-        await from_localhost.read_to_end()
-        assert f"\r\nAccess-Control-Allow-Origin: {local}\r\n".encode() in from_localhost.data
-        elsewhere = await stream(at.streams, "/events?count=1", "Origin: http://evil.example")
-        await elsewhere.read_to_end()
-        assert b"id: 1\n" in elsewhere.data  # served, but a page elsewhere may not read it
-        assert b"access-control-allow-origin" not in elsewhere.data.lower()
+        served = await stream(at.streams, "/client/1/events?count=1", f"Origin: {page}")
+        await served.read_to_end()
+        assert b"id: 1\n" in served.data
+        head = served.data.split(b"\r\n\r\n")[0].lower()
+        assert head.count(b"\r\naccess-control-allow-origin: *\r\n") == 1  # the server's
 
+        fault = {"type": "status", "code": 503, "name": "down"}
+        assert (await api.post("/api/faults", json=fault)).status_code == 201
+        refused = await stream(at.streams, "/client/1/events", f"Origin: {page}")
+        await refused.read_to_end()  # the proxy's own answer, readable as a 503 by the page
+        assert refused.data.startswith(b"HTTP/1.1 503 ")
+        assert b"\r\nAccess-Control-Allow-Origin: *\r\n" in refused.data
+        assert (await api.delete("/api/faults/down")).status_code == 200
+
+        connections = (await api.get("/api/status")).json()["connections"]["total"]
         preflight = await http.options(
             "/client/1/events",
-            headers={"Origin": page, "Access-Control-Request-Headers": "last-event-id"},
+            headers={
+                "Origin": page,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "last-event-id",
+            },
         )
         assert preflight.status_code == 204
-        assert preflight.headers["access-control-allow-origin"] == page
+        assert preflight.headers["access-control-allow-origin"] == "*"
         assert "Last-Event-ID" in preflight.headers["access-control-allow-headers"]
-        refused = await http.options("/events", headers={"Origin": "http://evil.example"})
-        assert refused.status_code == 404
+        assert preflight.headers["access-control-allow-methods"] == "GET"
+        assert (await api.get("/api/status")).json()["connections"]["total"] == connections
 
 
 def test_cors_is_added_once_after_the_status_line() -> None:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nid: 1\n"
-    assert allow_origin(head, b"http://p") == (
-        b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: http://p\r\n"
-        b"Content-Type: text/event-stream\r\n\r\nid: 1\n"
+    head = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    assert allow_any_origin(head) == (
+        b"HTTP/1.1 503 Service Unavailable\r\nAccess-Control-Allow-Origin: *\r\n"
+        b"Content-Length: 0\r\n\r\n"
     )
-    served = b"HTTP/1.1 200 OK\r\naccess-control-allow-origin: *\r\n\r\n"
-    assert allow_origin(served, b"http://p") == served  # the server's own answer stands
-    assert allow_origin(b"id: 2\n\n", b"http://p") == b"id: 2\n\n"
+    served = b"HTTP/1.1 200 OK\r\naccess-control-allow-origin: *\r\n\r\nid: 1\n"
+    assert allow_any_origin(served) == served  # the server's own answer stands
+    assert allow_any_origin(b"id: 2\n\n") == b"id: 2\n\n"
 
 
 async def test_a_fault_added_through_the_api_cuts_a_page_client() -> None:
@@ -257,6 +271,7 @@ def test_the_command_serves_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
         port = free.getsockname()[1]
     command = [sys.executable, "-m", "sseproxy", "demo", "--port", str(port)]
     command += ["--scenario", "idle-3s", "--journal", str(tmp_path / "demo.jsonl")]
+    command += ["--time-scale", "0.5", "--close-lines"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -270,19 +285,26 @@ def test_the_command_serves_until_ctrl_c_and_exits_0(tmp_path: Path) -> None:
                 "idle-3s",
                 "idle-timeout",
             )
+            lines.wait_for(r"^time scale 0\.5: .*\(a 60s timeout fires after 30s\)$")
             lines.wait_for("^stop with Ctrl-C$")
             with urllib.request.urlopen(page + "api/scenario", timeout=5) as response:
                 assert json.load(response)["name"] == "idle-3s"
+            with urllib.request.urlopen(page + "api/time-scale", timeout=5) as response:
+                assert json.load(response) == {"factor": 0.5}
             with urllib.request.urlopen(page + "events?count=2&interval=0", timeout=5) as events:
                 assert events.read().endswith(b'id: 2\ndata: {"n": 2}\n\n')
         finally:
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=10) == 0
         assert lines.rest()[-1] == "stopped"
-        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+        assert proc.stderr is not None
+        console = proc.stderr.read()  # a line per close, as on `run`'s console
+        assert "Traceback" not in console
+        assert re.search(r"^c1 GET /events from 127\.0\.0\.1: closed by ", console, re.M)
     report = CliRunner().invoke(main, ["report", str(tmp_path / "demo.jsonl"), "--json"])
     assert report.exit_code == 0, report.output
-    assert json.loads(report.output)["totals"]["connections"] == 1
+    totals = json.loads(report.output)["totals"]
+    assert totals["connections"] == 1 and totals["time_scales"] == [0.5]
 
 
 def test_demo_help_imports_none_of_the_heavy_libraries() -> None:
@@ -292,6 +314,11 @@ def test_demo_help_imports_none_of_the_heavy_libraries() -> None:
 def test_usage_errors_exit_2_in_one_line() -> None:
     result = CliRunner().invoke(main, ["demo", "--scenario", "no-such-preset"])
     assert result.exit_code == 2 and "no preset of that name" in result.output
+    for factor in ("0", "-1", "fast", "inf"):
+        result = CliRunner().invoke(main, ["demo", "--time-scale", factor])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"Error: time scale '{factor}' is not a number above 0")
+        assert len(result.output.splitlines()) == 1
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -32,7 +32,14 @@ WAIT = 15_000  # ms: the longest any one page condition may take
 @pytest.fixture
 def demo_url() -> Iterator[tuple[str, int]]:
     """The page's URL and the proxy's port."""
-    command = [sys.executable, "-m", "sseproxy", "demo"]
+    with running_demo() as at:
+        yield at
+
+
+@contextlib.contextmanager
+def running_demo(*options: str) -> Iterator[tuple[str, int]]:
+    """`sseproxy demo OPTIONS` in a subprocess: the page's URL and the proxy's port."""
+    command = [sys.executable, "-m", "sseproxy", "demo", *options]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as proc:
         try:
@@ -136,7 +143,7 @@ def test_an_idle_timeout_cuts_the_page_and_the_browser_resumes_without_loss(
 
 def test_the_controls_drive_the_control_api(demo_url: tuple[str, int]) -> None:
     """Story steps, the generated fault form, removing a fault, closing every stream, and
-    the time-scale box (an error line when the proxy has no `PUT /time-scale`)."""
+    the time-scale box (PUT /api/time-scale)."""
     url, _ = demo_url
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
@@ -173,13 +180,68 @@ def test_the_controls_drive_the_control_api(demo_url: tuple[str, int]) -> None:
             sync_api.expect(page.locator("#streams-result")).to_contain_text("closed c")
             sync_api.expect(page.locator("#closes")).to_contain_text("proxy · killed")
 
+            sync_api.expect(page.locator("#time-scale")).to_have_value("1")
             page.fill("#time-scale", "0.1")
             page.get_by_role("button", name="Set", exact=True).click()
-            sync_api.expect(page.locator("#time-scale-result")).to_have_text(  # 404: not here
-                re.compile(
-                    r"^(time scale 0\.1|this proxy has no time scale \(PUT /time-scale: 404\))$"
-                )
+            sync_api.expect(page.locator("#time-scale-result")).to_have_text("time scale 0.1")
+            sync_api.expect(page.locator("#time-scale-line")).to_contain_text("time scale 0.1")
+            page.fill("#time-scale", "0")
+            page.get_by_role("button", name="Set", exact=True).click()
+            sync_api.expect(page.locator("#time-scale-result")).to_contain_text("above 0")
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_the_time_scale_shrinks_a_fault_added_on_the_page() -> None:
+    """`demo --time-scale 0.25`: the page shows the factor; set to 0.5 on the page, the
+    one-click `idle-timeout 2 s` cuts a stream after 1 s without a byte."""
+    with (
+        running_demo("--time-scale", "0.25") as (url, _),
+        sync_api.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url + "?clients=1")
+            client = "window.sseproxyDemo.clients[0]"
+            page.wait_for_function(f"{client}?.events >= 1", timeout=WAIT)
+            sync_api.expect(page.locator("#time-scale")).to_have_value("0.25")  # GET on load
+            line = page.locator("#time-scale-line")
+            sync_api.expect(line).to_have_text("time scale 0.25: every duration multiplied by 0.25")
+
+            page.fill("#time-scale", "0.5")
+            page.get_by_role("button", name="Set", exact=True).click()
+            sync_api.expect(page.locator("#time-scale-result")).to_have_text("time scale 0.5")
+            sync_api.expect(line).to_have_text("time scale 0.5: every duration multiplied by 0.5")
+
+            page.get_by_role("button", name="+ idle-timeout 2 s").click()
+            sync_api.expect(page.locator('#faults [data-fault="idle-timeout"]')).to_contain_text(
+                "timeout=2s"  # as written; in force: 1 s
             )
+            # a stream opened under the fault (after the first cut) lives 1 s past its
+            # last byte (the built-in server sends its first event at once), not 2 s
+            cut = (
+                "[...window.sseproxyDemo.conns.values()].find((c) => "
+                "c.session === 'client-1' && c.reason === 'idle-timeout' && c.gapFrom "
+                "&& c.gapFrom.reason === 'idle-timeout')"
+            )
+            page.wait_for_function(f"{client}.reconnects >= 1 && {cut} !== undefined", timeout=WAIT)
+            seen = page.evaluate(
+                f"(() => {{ const c = {cut}; return {{lived: c.closed - c.opened, "
+                "detail: c.detail, events: c.events}; })()"
+            )
+            assert seen["detail"] == "no byte for 1s", seen
+            assert 0.9 <= seen["lived"] < 1.6, seen
+
+            # a story step's stream keeps pace: the server's heartbeat shrinks with the
+            # client watchdog's 45 s (the story's 600 s and 15 s, at 0.5)
+            page.get_by_role("button", name="Switch to event heartbeats").click()
+            sync_api.expect(page.locator("#scenario-name")).to_have_text("heartbeat-check")
+            query = page.locator("#stream-query")
+            sync_api.expect(query).to_have_value("interval=300&heartbeat=7.5&hb=event")
             assert errors == []
         finally:
             browser.close()

@@ -160,18 +160,22 @@ scenario = "busy.toml"
     )
     journal = tmp_path / "run.jsonl"
     command = (sys.executable, "-m", "sseproxy", "run", "--config", str(config))
-    control = ("--control", f"{HOST}:0")
+    control = ("--control", f"{HOST}:0", "--time-scale", "0.5", "--close-lines")
     with spawn(*command, *control, "--journal", str(journal)) as (popen, out):
         ports = {}
         for _ in range(2):
             found = out.wait_for(r"^proxy (\w+) \(http\) on 127\.0\.0\.1:(\d+) ")
             ports[found.group(1)] = int(found.group(2))
+        out.wait_for(r"^time scale 0\.5: every duration in the scenario is multiplied by 0\.5 ")
         found = out.wait_for(r"^control API on (http://127\.0\.0\.1:\d+)/proxies/NAME/")
         control_url = found.group(1)
         out.wait_for(r"^stop with Ctrl-C$")
         status, body = _get(f"http://{HOST}:{ports['plain']}/events?count=2&interval=0")
         assert status == 200 and b"id: 2" in body
         assert _get(f"http://{HOST}:{ports['busy']}/events?count=2")[0] == 503
+        line = r"^(plain|busy) c1 GET /events from 127\.0\.0\.1: closed by "
+        closes = {out.wait_for(line)[1], out.wait_for(line)[1]}
+        assert closes == {"plain", "busy"}  # a line per close, naming the proxy
         # each proxy's control API under /proxies/NAME/, and `sseproxy ctl` with that prefix
         listing = json.loads(_get(f"{control_url}/proxies")[1])["proxies"]
         assert sorted(listing) == ["busy", "plain"]
@@ -192,6 +196,7 @@ scenario = "busy.toml"
         out.wait_for(r"^stopped$")
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [r["kind"] for r in records].count("started") == 1
+    assert records[0]["kind"] == "started" and records[0]["time_scale"] == 0.5
     by_proxy = {r.get("proxy") for r in records if r["conn"] != "-"}
     assert by_proxy == {"plain", "busy"}
     busy = [r for r in records if r.get("proxy") == "busy"]

@@ -28,6 +28,7 @@ import h11
 import trio
 
 from sseproxy import origin
+from sseproxy.console import CloseLines
 from sseproxy.control.api import Control
 from sseproxy.control.wire import Reply, _read_request, _send_reply
 from sseproxy.demo.catalog import catalog
@@ -37,6 +38,7 @@ from sseproxy.journal import Journal
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.scenario import Scenario
 from sseproxy.server import default_max_connections, listen, serve_proxy
+from sseproxy.timescale import summary
 
 __all__ = ["HOST", "DemoAddresses", "DemoSettings", "main", "serve_demo"]
 
@@ -63,6 +65,9 @@ class DemoSettings:
     origin_port: int = 0
     seed: int | None = None
     stream: str = STREAM
+    time_scale: float = 1.0
+    """Every duration of the scenario multiplied by this (`sseproxy.timescale`); the
+    page's time-scale box changes it."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ async def _serve(
             live=True,
             session_keys=(CLIENT_HEADER, "Mcp-Session-Id", "sessionId"),
             max_connections=default_max_connections(3),
+            time_scale=settings.time_scale,
         )
         proxy = Proxy(proxy_settings, settings.scenario, journal, seed=settings.seed)
         control = Control(proxy, token=None)
@@ -172,6 +178,7 @@ async def _serve(
                 mode="http",
                 max_connections=proxy_settings.max_connections,
                 scenario_file=file,
+                time_scale=proxy.time_scale,
                 demo=page_url,
             )
             await nursery.start(serve_proxy, proxy, proxy_listener)
@@ -179,9 +186,7 @@ async def _serve(
             routes: Routes = {"proxy": proxy.handle, "api": api, "page": page.handle}
             door = Door(routes)
             await nursery.start(trio.serve_listeners, door.handle, [door_listener])
-            page_port = door_listener.socket.getsockname()[1]  # as typed, or as printed:
-            origins = (f"http://{HOST}:{page_port}", f"http://localhost:{page_port}")
-            streams = Door(routes, cors_for=origins)
+            streams = Door(routes, streams_only=True)
             await nursery.start(trio.serve_listeners, streams.handle, [streams_listener])
             task_status.started(
                 DemoAddresses(page_url, streams_url, _url(proxy_port), _url(origin_port))
@@ -213,18 +218,28 @@ async def _listen_all(*ports: tuple[str, int]) -> list[trio.SocketListener]:
 
 
 async def main(
-    settings: DemoSettings, journal_stream: TextIO | None, out: TextIO, *, open_page: bool
+    settings: DemoSettings,
+    journal_stream: TextIO | None,
+    out: TextIO,
+    *,
+    open_page: bool,
+    close_lines: TextIO | None = None,
 ) -> None:
     """What `sseproxy demo` runs: serve, say where, open the browser if asked, stop on
-    Ctrl-C or SIGTERM (every stream ends, the journal is complete)."""
+    Ctrl-C or SIGTERM (every stream ends, the journal is complete). With `close_lines`,
+    a line per close goes there, as on `run`'s console (`sseproxy.console`)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with Journal(journal_stream) as journal, trio.open_nursery() as nursery:
+                if close_lines is not None:
+                    CloseLines(close_lines).attach(journal)
                 at: DemoAddresses = await nursery.start(serve_demo, settings, journal)
                 scenario = settings.scenario
                 faults = ", ".join(spec.name for spec in scenario.faults) or "none"
                 print(f"sseproxy demo: open {at.page}", file=out)
                 print(f"scenario {scenario.name}; faults: {faults}", file=out)
+                if settings.time_scale != 1:
+                    print(summary(settings.time_scale), file=out)
                 print(f"proxy on {at.proxy}; try: curl -N {at.proxy}events", file=out)
                 print(
                     f"control API on {at.page}api; try: sseproxy ctl --control {at.page}api status",

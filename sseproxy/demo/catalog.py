@@ -90,6 +90,17 @@ class StoryStep:
                 raise ConfigError(f"story step {self.title!r}: {error}") from None
         return scenario_named(self.scenario)
 
+    def times(self) -> dict[str, float]:
+        """The stream's times in seconds (`interval`, `heartbeat`): at a time scale the
+        page multiplies them too, so the server's pace keeps step with the faults' and the
+        step tells the same story, only faster (the client's `retry` is the browser's,
+        like its default 3 s, and is never scaled)."""
+        return {
+            key: origin.parse_setting(key, value)
+            for key, value in parse_qsl(self.stream, keep_blank_values=True)
+            if origin.SETTING_DOCS[key].unit == "seconds"
+        }
+
 
 def _story_file() -> dict[str, Any]:
     text = (resources.files("sseproxy.demo") / "story.toml").read_text(encoding="utf-8")
@@ -131,6 +142,7 @@ def catalog(*, stream: str) -> dict[str, Any]:
                 "scenario": step.scenario,
                 "toml": scenario.to_toml(),
                 "stream": step.stream,
+                "times": step.times(),
             }
         )
     common = [param_json(p) for p in COMMON_FIELDS if p.name in FORM_FIELDS]

@@ -22,8 +22,15 @@ stream must not later carry an API call to the proxy.
 A browser opens at most six HTTP/1.1 connections to one host and port, and an
 EventSource holds one for good: six clients on the page's own address would leave none
 for the journal and the API calls. So the page's clients use a second door on another
-port that serves streams only, and answers CORS for the page's origin alone (adding
-`Access-Control-Allow-Origin` to the response head when the server did not send it).
+port that serves streams only. It is another origin, so the browser reads what it says
+only with CORS; the built-in server answers CORS itself (`sseproxy.cors`: every answer
+carries `Access-Control-Allow-Origin: *`), and the door adds nothing to those. It adds
+the same header to the answers the proxy makes itself (a `status` fault's 503, a 502,
+a 504), which carry none, as a real proxy's would not: the page then meets the status a
+page on the stream's own origin would meet, not a CORS error. And it answers a preflight
+itself, as the built-in server would: a browser's permission check is no stream, so it
+must not meet the faults nor take a place in the journal (Chromium sends none for an
+EventSource; other browsers may, when a reconnect sends `Last-Event-ID`).
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from typing import Final
 
 import trio
 
-__all__ = ["CLIENT_HEADER", "Door", "Routes", "allow_origin", "header", "rewrite_head"]
+from sseproxy.cors import ALLOW_ANY_ORIGIN, preflight_headers
+
+__all__ = ["CLIENT_HEADER", "Door", "Routes", "allow_any_origin", "headers_of", "rewrite_head"]
 
 CLIENT_HEADER: Final = "X-Demo-Client"
 MAX_HEAD: Final = 16 * 1024
@@ -50,12 +59,13 @@ class Replayed(trio.abc.HalfCloseableStream):
     """A socket stream whose first bytes are given back: the head the door already read
     (rewritten). `socket` is the real one, so a fault's reset still sends an RST."""
 
-    def __init__(self, inner: trio.SocketStream, first: bytes, allow_origin: bytes = b"") -> None:
+    def __init__(self, inner: trio.SocketStream, first: bytes, *, cors: bool = False) -> None:
         self.inner = inner
         self.socket = inner.socket
         self._first = first
-        self._allow = allow_origin
-        """Put `Access-Control-Allow-Origin` on the response head (the first bytes sent)."""
+        self._cors = cors
+        """Put `Access-Control-Allow-Origin: *` on the response head (the first bytes sent)
+        when it has none."""
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._first:
@@ -65,8 +75,8 @@ class Replayed(trio.abc.HalfCloseableStream):
         return bytes(await self.inner.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._allow:
-            data, self._allow = allow_origin(bytes(data), self._allow), b""
+        if self._cors:
+            data, self._cors = allow_any_origin(bytes(data)), False
         await self.inner.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -113,33 +123,34 @@ def rewrite_head(head: bytes) -> tuple[str, bytes]:
     return route, b"\r\n".join([first, *kept, *added, b"", b""])
 
 
-def header(head: bytes, name: bytes) -> bytes | None:
-    """The value of the first header `name` (lower case) in a request head."""
+def headers_of(head: bytes) -> dict[bytes, bytes]:
+    """A request head's headers by lower-case name (the first of each name)."""
+    found: dict[bytes, bytes] = {}
     for line in head.split(b"\r\n")[1:]:
         key, colon, value = line.partition(b":")
-        if colon and key.strip().lower() == name:
-            return value.strip()
-    return None
+        if colon:
+            found.setdefault(key.strip().lower(), value.strip())
+    return found
 
 
-def allow_origin(data: bytes, origin: bytes) -> bytes:
+def allow_any_origin(data: bytes) -> bytes:
     """`data` (a response head, maybe with body bytes after it) with
-    `Access-Control-Allow-Origin: origin` after its status line, unless it has one."""
+    `Access-Control-Allow-Origin: *` after its status line, unless it has one."""
     head = data.split(b"\r\n\r\n", 1)[0].lower()
     if not data.startswith(b"HTTP/") or b"\r\naccess-control-allow-origin:" in head:
         return data
     status, _, rest = data.partition(b"\r\n")
-    return status + b"\r\nAccess-Control-Allow-Origin: " + origin + b"\r\n" + rest
+    name, value = ALLOW_ANY_ORIGIN
+    return status + f"\r\n{name}: {value}\r\n".encode() + rest
 
 
 class Door:
     """Accepts on one of the demo's addresses and routes each connection (see the module
-    doc). With `cors_for`, the page's origins, it is the streams door: streams only, and
-    CORS for those origins."""
+    doc). With `streams_only`, it is the streams door: streams, with CORS, and nothing else."""
 
-    def __init__(self, routes: dict[str, Handler], *, cors_for: tuple[str, ...] = ()) -> None:
+    def __init__(self, routes: dict[str, Handler], *, streams_only: bool = False) -> None:
         self.routes = routes
-        self.cors_for = {origin.encode() for origin in cors_for}
+        self.streams_only = streams_only
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
@@ -158,15 +169,14 @@ class Door:
             return
         head, _, body = data.partition(b"\r\n\r\n")
         route, rewritten = rewrite_head(head + b"\r\n\r\n")
-        if not self.cors_for:
+        if not self.streams_only:
             await self.routes[route](Replayed(stream, rewritten + body), client)
-            return
-        origin = header(head, b"origin") or b""
-        origin = origin if origin in self.cors_for else b""
-        if route != "proxy" or head.startswith(b"OPTIONS "):
-            await _refuse(stream, origin)
-            return
-        await self.routes[route](Replayed(stream, rewritten + body, origin), client)
+        elif route != "proxy":
+            await _answer(stream, _NOT_HERE)
+        elif head.startswith(b"OPTIONS "):
+            await _answer(stream, _preflight(head))
+        else:
+            await self.routes[route](Replayed(stream, rewritten + body, cors=True), client)
 
 
 Routes = dict[str, Handler]
@@ -181,19 +191,16 @@ _TOO_LARGE: Final = (
 )
 
 
-async def _refuse(stream: trio.SocketStream, preflight_for: bytes) -> None:
-    """The streams door's answer to anything but a stream: 404; or, to a preflight from
-    the page, leave to send `Last-Event-ID`."""
-    if preflight_for:
-        answer = (
-            b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: "
-            + preflight_for
-            + b"\r\nAccess-Control-Allow-Methods: GET\r\n"
-            b"Access-Control-Allow-Headers: Last-Event-ID, Cache-Control\r\n"
-            b"Connection: close\r\n\r\n"
-        )
-    else:
-        answer = _NOT_HERE
+def _preflight(head: bytes) -> bytes:
+    """The built-in server's answer to a preflight for a stream (`sseproxy.cors`)."""
+    lines = [b"HTTP/1.1 204 No Content"]
+    for name, value in preflight_headers(headers_of(head), ("GET",)):
+        lines.append(f"{name}: {value}".encode("latin-1"))
+    return b"\r\n".join([*lines, b"Connection: close", b"", b""])
+
+
+async def _answer(stream: trio.SocketStream, answer: bytes) -> None:
+    """The streams door's own answer (a 404, a preflight's 204); then it closes."""
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await stream.send_all(answer)
     await trio.aclose_forcefully(stream)

@@ -59,6 +59,8 @@ def kinds(conns: Iterable[Connection]) -> dict[str, str]:
             kind = "no-request"
         elif main.is_event_stream:
             kind = "stream"
+        elif main.method in _NEVER_A_STREAM:
+            kind = "request"
         elif (
             (main.target and main.path in stream_paths)
             or main.last_event_id is not None
@@ -69,6 +71,11 @@ def kinds(conns: Iterable[Connection]) -> dict[str, str]:
             kind = "request"
         result[conn.key] = kind
     return result
+
+
+_NEVER_A_STREAM = ("OPTIONS", "HEAD")
+"""Methods that never ask for a stream: a CORS preflight (the built-in server answers
+them, so a browser's may pass the proxy) and HEAD are no failed stream attempts."""
 
 
 def resolve_faults(

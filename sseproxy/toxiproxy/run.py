@@ -9,6 +9,7 @@ proxy's control API under /proxies/NAME/ (sseproxy.control.fleet).
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -16,12 +17,14 @@ from typing import Any, TextIO
 
 import trio
 
+from sseproxy.console import CloseLines
 from sseproxy.control.fleet import serve_fleet_control
 from sseproxy.errors import ConfigError
 from sseproxy.fleet import Fleet, ListenError
 from sseproxy.journal import Journal
 from sseproxy.proxy import Mode, ProxySettings, Upstream
 from sseproxy.server import listen
+from sseproxy.timescale import summary
 from sseproxy.toxiproxy.api import serve_toxiproxy_api
 from sseproxy.toxiproxy.config import ProxyConfig, load_config
 
@@ -74,6 +77,7 @@ async def run_fleet(
             "started",
             "-",
             proxies=[config.name for config in proxies],
+            time_scale=settings.time_scale,
             toxiproxy_api=f"{api[0]}:{api_listener.socket.getsockname()[1]}"
             if api is not None and api_listener is not None
             else None,
@@ -105,6 +109,8 @@ async def run_fleet(
                     file=out,
                 )
             if failure is None:
+                if settings.time_scale != 1:
+                    print(summary(settings.time_scale), file=out)
                 if api_listener is not None:
                     assert api is not None
                     serve = partial(serve_toxiproxy_api, fleet, api_listener, token=token)
@@ -140,8 +146,10 @@ def fleet_command(
     from sseproxy.control import check_control_address
     from sseproxy.scenario import load_scenario
     from sseproxy.server import default_max_connections, parse_hostport
+    from sseproxy.timescale import check_factor
     from sseproxy.units import parse_duration
 
+    factor = check_factor(options["time_scale"]) if options["time_scale"] is not None else 1.0
     api = parse_api_address(options["toxiproxy_at"]) if options["toxiproxy_at"] else None
     control = parse_hostport(options["control_at"]) if options["control_at"] else None
     token = options["control_token"]
@@ -170,11 +178,16 @@ def fleet_command(
         session_keys=options["session_keys"],
         journal_events=options["journal_events"],
         max_connections=options["max_connections"] or default_max_connections(),
+        time_scale=factor,
     )
+    close_lines = options["close_lines"]
+    close_lines = sys.stderr.isatty() if close_lines is None else close_lines
 
     def command(stream: TextIO | None, out: TextIO) -> None:
         async def main() -> None:
             async with Journal(stream) as journal:
+                if close_lines:
+                    CloseLines(sys.stderr).attach(journal)
                 await run_fleet(
                     journal,
                     proxies,

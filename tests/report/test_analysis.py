@@ -468,6 +468,18 @@ def test_a_request_for_a_stream_reset_before_any_response_is_a_failed_attempt() 
     assert kinds(journal_from_records(records).connections) == {"c1": "failed", "c2": "request"}
 
 
+def test_a_cors_preflight_where_streams_come_from_is_no_stream_attempt() -> None:
+    records = [
+        *stream("c1", 0.0, 5.0, client="10.0.0.1:1", by="proxy", reason="idle-timeout"),
+        rec("opened", "c2", 8.0, client="10.0.0.1:2"),
+        rec("request", "c2", 8.0, req=2, method="OPTIONS", path="/events", last_event_id="3"),
+        rec("closed", "c2", 8.1, by="client", reason="client-closed", duration=0.1),
+    ]
+    assert kinds(journal_from_records(records).connections) == {"c1": "stream", "c2": "request"}
+    report = report_of(records)
+    assert (report.totals.failed_attempts, report.reconnects.reconnects) == (0, 0)
+
+
 async def test_the_journal_records_what_the_request_accepts(autojump_clock: object) -> None:
     from sseproxy.testing import OriginSettings, memory_proxy
     from tests.testing.clients import get_events

@@ -34,6 +34,7 @@ const demo = {
   closes: 0,
   step: null,
   refreshing: false,
+  timeScale: null,       // the proxy's time scale (GET /api/time-scale, then the journal)
 };
 window.sseproxyDemo = demo;  // for tests and the curious
 
@@ -238,6 +239,7 @@ function record(rec) {
     demo.refreshing = true;
     setTimeout(() => { demo.refreshing = false; refreshFaults(); }, 100);
   }
+  if (rec.kind === 'time-scale') showTimeScale(rec.factor);
   if (rec.conn === '-' || rec.conn === undefined) return;
   let conn = demo.conns.get(rec.conn);
   if (conn === undefined) {
@@ -524,6 +526,16 @@ function buildStory() {
   });
 }
 
+function stepStream(step) {  // its server's times at the time scale too (catalog.py)
+  const factor = demo.timeScale || 1;
+  if (factor === 1) return step.stream;
+  const params = new URLSearchParams(step.stream);
+  for (const [name, seconds] of Object.entries(step.times)) {
+    if (seconds > 0) params.set(name, String(Math.max(0.001, +(seconds * factor).toFixed(3))));
+  }
+  return params.toString();
+}
+
 async function playStep(i) {
   const step = demo.catalog.story[i];
   demo.step = i;
@@ -537,9 +549,10 @@ async function playStep(i) {
   }
   $('preset').value = step.scenario;
   $('preset').onchange();
-  if (step.stream !== demo.stream) {
-    demo.stream = step.stream;
-    $('stream-query').value = step.stream;
+  const stream = stepStream(step);
+  if (stream !== demo.stream) {
+    demo.stream = stream;
+    $('stream-query').value = stream;
     reconnectAll();
   }
 }
@@ -604,6 +617,13 @@ function buildFaultForm() {
   };
 }
 
+function showTimeScale(factor) {  // on load, when set here, and when set elsewhere (ctl)
+  demo.timeScale = factor;
+  $('time-scale').value = factor;
+  $('time-scale-line').textContent = factor === 1 ? '' :
+    'time scale ' + factor + ': every duration multiplied by ' + factor;
+}
+
 function buildStreams() {
   const kill = (how) => async () => {
     try {
@@ -617,16 +637,15 @@ function buildStreams() {
   $('close-all').onclick = kill('close');
   $('reset-all').onclick = kill('reset');
   $('set-time-scale').onclick = async () => {
-    const factor = Number($('time-scale').value);
+    const result = $('time-scale-result');
     try {
-      await api('PUT', '/time-scale', {factor});
-      $('time-scale-result').textContent = '';
-      $('time-scale-result').className = 'hint';
-      $('time-scale-result').textContent = 'time scale ' + factor;
+      const answer = await api('PUT', '/time-scale', {factor: Number($('time-scale').value)});
+      showTimeScale(answer.factor);
+      result.className = 'hint';
+      result.textContent = 'time scale ' + answer.factor;
     } catch (error) {
-      $('time-scale-result').className = 'error';
-      $('time-scale-result').textContent = error.status === 404 ?
-        'this proxy has no time scale (PUT /time-scale: 404)' : error.message;
+      result.className = 'error';
+      result.textContent = error.message;
     }
   };
   $('client-count').onchange = () => setClientCount(Number($('client-count').value));
@@ -643,6 +662,7 @@ async function start() {
   try {
     const status = await api('GET', '/status');
     demo.offset = wall() - status.uptime;
+    showTimeScale((await api('GET', '/time-scale')).factor);
     $('curl-line').textContent = 'or: curl -N http://' + status.listen + '/events';
   } catch (error) {
     $('api-state').textContent = 'control API: ' + error.message;
