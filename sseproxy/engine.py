@@ -168,6 +168,8 @@ class Chain:
         """A timer's stop waits in the output: a write still blocked must be abandoned."""
         self.finished = False
         """`take_due` has handed the final stop over."""
+        self.head_fed = False
+        """A response head came from the source: a fault added later comes too late for it."""
         for slot in slots:
             self._arm(slot, now)
         self._run(now)
@@ -176,6 +178,8 @@ class Chain:
 
     def feed(self, piece: Piece, now: float) -> None:
         """A piece read from the source (in HTTP mode the first is the response head)."""
+        if piece.head is not None:
+            self.head_fed = True
         self._run(now)
         if self.source_open:
             self._send(0, piece, now, _SOURCE)
@@ -287,6 +291,8 @@ class Chain:
         index = len(self.slots)
         self.slots.append(slot)
         fault = slot.fault
+        if self.head_fed:
+            fault.response_started = True
         if type(fault).holding is not Fault.holding:
             self.holders.append(slot)
         limit = fault.in_flight_limit()

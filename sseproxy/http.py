@@ -341,7 +341,7 @@ class HttpConnection(Connection):
                 self.settle(Outcome("client", reason_of(error, "client")), scope)
                 return
             if not data:
-                if self.conn.our_state is h11.DONE:  # the response is complete: a normal close
+                if self.conn.our_state in (h11.DONE, h11.MUST_CLOSE):  # the response is complete
                     self.conn.receive_data(b"")
                 else:
                     self.settle(Outcome("client", "client-closed"), scope)

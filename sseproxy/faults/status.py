@@ -48,6 +48,8 @@ class Status(Fault):
         self.body = b"" if no_body else (body if body is not None else f"{status_line}\n").encode()
 
     def start(self, now: float) -> list[Action]:
+        if self.response_started:
+            return []  # active too late (a window opening, added live): the stream goes on
         headers = [(b"content-type", b"text/plain; charset=utf-8")]
         if self.code not in (204, 304):
             headers.append((b"content-length", str(len(self.body)).encode()))
