@@ -14,6 +14,9 @@ import trio
 import trio.testing
 
 from sseproxy.journal import Journal
+from sseproxy.report.analysis import analyse
+from sseproxy.report.model import Report
+from sseproxy.report.reader import journal_from_records
 from sseproxy.scenario import parse_scenario
 from sseproxy.transport import UpstreamError
 from tests.test_http_hardening import (
@@ -233,3 +236,62 @@ async def test_answers_to_the_clients_bad_input_close_as_nginx_does(
             assert b"\r\nconnection: close\r\n" in reply.lower()
         assert r.upstream.connections == 0
         assert_balanced(r.journal)
+
+
+# -- the report: blame unchanged, each attempt counted -------------------------------------
+
+SSE = b"id: 1\ndata: x\n\n"
+STREAM = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    + f"content-length: {len(SSE)}\r\n\r\n".encode()
+    + SSE
+)
+
+
+def report_of(journal: Journal) -> Report:
+    return analyse(journal_from_records(journal.records))
+
+
+async def test_the_report_blames_the_504_not_the_client_that_left_the_kept_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The connection outlived its 504 and the client closed it: the attempt still
+    failed on the proxy's idle-timeout, as when the proxy closed the connection."""
+    async with rig(SilentFirst(), parse_scenario(IDLE_504, file="t.toml")) as r:
+        client = r.client()
+        await client.send_all(
+            b"GET /events HTTP/1.1\r\nhost: t\r\naccept: text/event-stream\r\n\r\n"
+        )
+        assert status_of(await read_response(client)) == 504
+        await trio.sleep(30)  # an idle keep-alive connection, then the client leaves
+        await client.aclose()
+        await r.closed("c1")
+        report = report_of(r.journal)
+    assert report.totals.failed_attempts == 1
+    assert [(f.status, f.cause) for f in report.closes.failed] == [
+        ("504 (from proxy)", "proxy/idle-timeout")
+    ]
+
+
+async def test_a_stream_after_a_504_on_the_same_connection_counts_as_both(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A client that tries again on the kept connection: one failed attempt, then one
+    stream, each counted on its own (not one stream that hides the failure)."""
+    ask = b"GET /events HTTP/1.1\r\nhost: t\r\naccept: text/event-stream\r\n\r\n"
+    async with rig(SilentFirst(STREAM), parse_scenario(IDLE_504, file="t.toml")) as r:
+        client = r.client()
+        await client.send_all(ask)
+        assert status_of(await read_response(client)) == 504
+        await client.send_all(ask)
+        assert (await read_response(client)).endswith(SSE)
+        await r.journal.wait_for("ended", 2)
+        await client.aclose()
+        await r.closed("c1")
+        report = report_of(r.journal)
+    assert (report.totals.streams, report.totals.failed_attempts) == (1, 1)
+    assert report.totals.connections == 1
+    assert [(f.status, f.cause) for f in report.closes.failed] == [
+        ("504 (from proxy)", "proxy/idle-timeout")
+    ]
+    assert [row.cause for row in report.closes.rows] == ["client/client-closed"]
