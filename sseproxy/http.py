@@ -6,8 +6,10 @@ its first piece, then the body; so faults act from the request on (a timeout can
 before the response starts, and then the proxy answers a status itself, as nginx answers
 504). The `up` link carries the request body. With no fault both are plain copies,
 flushed chunk by chunk. Bad input gets the status a real proxy sends (400, 408, 431, 501,
-502, 504, 505), ends only its own connection, and is journaled as the doing of the side
-that sent it; what is refused before the upstream is contacted is in `http_checks`.
+502, 504, 505), affects only its own connection, and is journaled as the doing of the side
+that sent it: the client's ends the connection, the upstream's only the exchange (the
+connection stays for the next request, as behind nginx). What is refused before the
+upstream is contacted is in `http_checks`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sseproxy.chunked import ChunkedBody, LengthBody, fast_body
 from sseproxy.connection import Connection, Garbled, Outcome, Truncated, outcome_of, reason_of
 from sseproxy.faults.base import Piece, ResponseHead
 from sseproxy.http_checks import (
+    CLOSES_AFTER,
     REASONS,
     end_to_end,
     head_size,
@@ -165,6 +168,9 @@ class HttpConnection(Connection):
         self.requests = 0
         self.method = b""
         """The method of the request being answered (b"" before one was read)."""
+        self.answered = False
+        """The proxy answered the current request itself and the connection may serve the
+        next one (see `respond`)."""
 
     def closing_fields(self) -> dict[str, Any]:
         return {"requests": self.requests}
@@ -178,7 +184,7 @@ class HttpConnection(Connection):
 
     async def serve(self) -> Outcome:
         while True:
-            self.method = b""
+            self.method, self.answered = b"", False
             request = await self._request_head()
             if isinstance(request, Outcome):
                 if request.status is not None:
@@ -186,7 +192,7 @@ class HttpConnection(Connection):
                 return request
             outcome = await self.exchange(request)
             done = self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
-            if not (outcome.keep_alive and done):
+            if not ((outcome.keep_alive or self.answered) and done):
                 return outcome
             self.conn.start_next_cycle()
 
@@ -219,17 +225,25 @@ class HttpConnection(Connection):
         waited = "after the last response" if self.requests else "for a request"
         return Outcome("client", "client-header-timeout", f"idle {limit:g}s {waited}")
 
-    async def respond(self, status: int, text: str) -> None:
-        """An error response from the proxy itself; the connection then closes (nginx would
-        keep it open after its own 502/504: see docs/fidelity.md)."""
+    async def respond(self, status: int, text: str, *, keep: bool = True) -> None:
+        """An error response from the proxy itself, with the reason phrase nginx and HAProxy
+        send and a one-line body saying why.
+
+        Like them, the proxy keeps the connection for the next request after an answer on
+        behalf of the upstream (502, 503, 504...) when the client allows keep-alive and
+        its request was read whole, and closes it after an answer to the client's bad
+        input (`CLOSES_AFTER`), or when told not to `keep` it. See docs/fidelity.md (row 3).
+        """
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
+        keep = keep and status not in CLOSES_AFTER and self.conn.their_state is h11.DONE
         body = f"sseproxy: {text}\n".encode()
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
         ]
+        if not keep:
+            headers.append((b"connection", b"close"))
         try:
             response = h11.Response(status_code=status, headers=headers, reason=phrase(status))
             data = self.conn.send(response) or b""
@@ -239,6 +253,8 @@ class HttpConnection(Connection):
             await self.stream.send_all(data)
         except (*_BROKEN, h11.LocalProtocolError):
             pass
+        else:
+            self.answered = keep  # h11 knows whether the client let it stay open
         self.write("response", status=status, origin="proxy")
 
     async def exchange(self, request: h11.Request) -> Outcome:
@@ -376,6 +392,9 @@ class UpstreamCall(trio.abc.ReceiveStream):
         """A chunked or Content-Length response body, read without h11 (see
         `sseproxy.chunked`)."""
         self.where = client.proxy.settings.upstream
+        self.spent = False
+        """The proxy itself ran out of descriptors to connect with: its answer closes the
+        client connection too, freeing one."""
 
     async def head(self) -> ResponseHead:
         proxy = self.client.proxy
@@ -383,6 +402,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
         try:
             stream, self.where = await open_upstream(proxy, self.client, self.down_slots)
         except UpstreamError as error:
+            self.spent = error.by == "proxy"
             raise HeadError(error.status, str(error), f"upstream-{error.kind}") from error
         self.stream = stream
         connect_time = round(trio.current_time() - asked, 6)
@@ -538,7 +558,7 @@ class ResponseSink:
         client = self.client
         nothing_sent = client.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
         if nothing_sent and status is not None and kind != "reset":
-            await client.respond(status, detail or f"status {status}")
+            await client.respond(status, detail or f"status {status}", keep=not self.call.spent)
             return
         if nothing_sent and kind == "end":
             kind = "close"  # no response to end: an empty reply

@@ -27,6 +27,7 @@ from http import HTTPStatus
 import h11
 
 __all__ = [
+    "CLOSES_AFTER",
     "HOP_BY_HOP",
     "REASONS",
     "Refusal",
@@ -60,6 +61,17 @@ REASONS = {
 }
 """The journal's reason for each status the proxy answers to a client's bad input."""
 
+CLOSES_AFTER = frozenset({400, 408, 413, 414, 431, 500, 501, 505})
+"""Statuses after which the proxy's own answer closes the connection, as nginx and HAProxy
+do. nginx turns keep-alive off for 400, 413, 414 and 500 (`ngx_http_special_response_handler`)
+and closes after any request head it refused (too large, 505, CONNECT); HAProxy closes
+after its 400 and 408. After the others (502, 503, 504: the upstream failed, not the
+client) both keep the connection for the next request (docs/fidelity.md, row 3)."""
+
+PHRASES = {408: b"Request Time-out", 504: b"Gateway Time-out"}
+"""Where nginx and HAProxy agree on a phrase other than RFC 9110's (RFC 2616 spelled it
+so): a client that compares the status line sees what it sees behind either of them."""
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -90,7 +102,10 @@ def head_size(target: bytes, headers: list[tuple[bytes, bytes]]) -> int:
 
 
 def phrase(status: int) -> bytes:
-    """The standard reason phrase of `status` (b'' for an unregistered one)."""
+    """The reason phrase of `status`: RFC 9110's, or the one nginx and HAProxy both send
+    (`PHRASES`); b'' for an unregistered status."""
+    if status in PHRASES:
+        return PHRASES[status]
     known = status in HTTPStatus._value2member_map_
     return HTTPStatus(status).phrase.encode() if known else b""
 

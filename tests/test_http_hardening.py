@@ -184,12 +184,19 @@ async def test_a_response_with_both_framings_gets_502(
         b"5\r\nhello\r\n0\r\n\r\n"
     )
     async with rig(Upstream_(reply)) as r:
-        got = await exchange(r, b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+        client = r.client()
+        await client.send_all(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+        got = b""
+        while not got.endswith(b"Transfer-Encoding\n"):  # the end of the one-line body
+            got += await client.receive_some(65536)
+        await client.aclose()  # the connection was kept alive after the 502: leave
         assert status_of(got) == 502
         assert b"both Content-Length and Transfer-Encoding" in got
         assert b"hello" not in got
         closed = await r.closed("c1")
-        assert (closed["by"], closed["reason"]) == ("upstream", "upstream-protocol-error")
+        (ended,) = r.journal.of_kind("ended")
+        assert (ended["by"], ended["reason"]) == ("upstream", "upstream-protocol-error")
+        assert (closed["by"], closed["reason"]) == ("client", "client-closed")
         assert_balanced(r.journal)
 
 

@@ -436,9 +436,9 @@ def analyse(
     if carried:
         shown = ", ".join(f"{key} {n}" for key, n in list(carried.items())[:5])
         notes.append(
-            f"{plural(len(carried), 'keep-alive connection')} carried several streams one "
-            f"after the other ({shown}{', ...' if len(carried) > 5 else ''}): each stream is "
-            "counted on its own, as KEY#1, KEY#2..."
+            f"{plural(len(carried), 'keep-alive connection')} carried several streams or "
+            f"stream attempts one after the other ({shown}{', ...' if len(carried) > 5 else ''}"
+            "): each is counted on its own, as KEY#1, KEY#2..."
         )
     if not conns:
         notes.append("the journal has no connections")

@@ -9,6 +9,10 @@ from the request's own records: its `ended` record (who ended it, why, when), an
 `event` and `fault` records that fall within it. What the journal only counts per
 connection is known for a part when it is exact: the first id for the first stream, the
 last id and the close for the last one; byte counts and gaps stay unknown (None).
+
+A request the proxy answered itself with an error (its 502, 503 or 504, after which the
+connection stays for the next request, as behind nginx) is an attempt of its own too, so
+a client that tries again on the same connection shows one failed attempt per answer.
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ from sseproxy.report.records import Connection, Request
 __all__ = ["streams_of"]
 
 
+def _attempt(request: Request) -> bool:
+    """An exchange counted on its own: an event stream, or the proxy's own error answer."""
+    answered = request.status_by_proxy and (request.status or 0) >= 400
+    return request.is_event_stream or answered
+
+
 def _segments(requests: list[Request]) -> list[list[Request]]:
-    """Requests grouped so that each group holds one event stream (requests before the
-    first stream join the first group; the others join the stream before them)."""
+    """Requests grouped so that each group holds one attempt (requests before the first
+    attempt join the first group; the others join the attempt before them)."""
     groups: list[list[Request]] = []
     for request in requests:
-        if request.is_event_stream or not groups:
-            if groups and not any(r.is_event_stream for r in groups[-1]):
+        if _attempt(request) or not groups:
+            if groups and not any(_attempt(r) for r in groups[-1]):
                 groups[-1].append(request)  # the leading non-stream requests
             else:
                 groups.append([request])
@@ -36,10 +46,10 @@ def _segments(requests: list[Request]) -> list[list[Request]]:
 
 
 def _server_ended(stream: Request, conn: Connection) -> bool:
-    """The last stream was ended by the server before the connection closed: whoever
-    closed the idle connection afterwards did not end the stream."""
+    """The last stream was ended by the server (or answered by the proxy) before the
+    connection closed: whoever closed the idle connection afterwards did not end it."""
     return (
-        stream.ended_by == "upstream"
+        (stream.ended_by == "upstream" or stream.status_by_proxy)
         and stream.ended_at is not None
         and conn.closed_at is not None
         and stream.ended_at < conn.closed_at
@@ -48,8 +58,8 @@ def _server_ended(stream: Request, conn: Connection) -> bool:
 
 
 def streams_of(conn: Connection) -> list[Connection]:
-    """`conn` itself, or one `Connection` per stream when it carried several."""
-    if sum(1 for r in conn.requests if r.is_event_stream) < 2:
+    """`conn` itself, or one `Connection` per attempt when it carried several."""
+    if sum(1 for r in conn.requests if _attempt(r)) < 2:
         return [conn]
     groups = _segments(conn.requests)
     with_events = bool(conn.events) or conn.events_down == 0
@@ -59,7 +69,7 @@ def streams_of(conn: Connection) -> list[Connection]:
         mine = range(0 if number == 1 else first, first + len(group))  # 0: before any request
         first += len(group)
         last = number == len(groups)
-        stream = next(r for r in group if r.is_event_stream)
+        stream = next(r for r in group if _attempt(r))
         opened = conn.opened if number == 1 else group[0].t
         if last and not _server_ended(stream, conn):
             closed_at, by, reason, detail = conn.closed_at, conn.by, conn.reason, conn.detail

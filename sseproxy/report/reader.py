@@ -40,6 +40,7 @@ __all__ = [
     "build",
     "journal_from_records",
     "read_journals",
+    "settle_answers",
     "settle_drops",
     "settle_races",
 ]
@@ -182,6 +183,14 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
             f"journaled as closed after a fault had dropped the flow, leaving it half-open "
             f"({', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}): the close only "
             "noticed a stream that was already dead, so they count as the fault's"
+        )
+    answered = settle_answers(connections)
+    if answered:
+        notes.append(
+            f"{plural(len(answered), 'connection')} {'was' if len(answered) == 1 else 'were'} "
+            "closed by the client after the proxy's own error answer to its last request "
+            f"({', '.join(answered[:5])}{', ...' if len(answered) > 5 else ''}): the connection "
+            "was kept for a next request that never came, so they count as that answer's"
         )
     settled = settle_races(connections)
     if settled:
@@ -376,6 +385,29 @@ def settle_drops(connections: Iterable[Connection]) -> list[str]:
     return changed
 
 
+def settle_answers(connections: Iterable[Connection]) -> list[str]:
+    """Blame the proxy's own error answer when the client then left the kept connection.
+
+    After its 502, 503 or 504 the proxy keeps the connection for the next request, as
+    nginx does; when none comes, the client closes it (or it idles out), and the `closed`
+    record says so. The attempt failed on the answer, so its exchange's `ended` record
+    says who ended it. Returns the keys changed.
+    """
+    changed = []
+    for conn in connections:
+        if conn.by != "client" or conn.closed_at is None or not conn.requests:
+            continue
+        last = conn.requests[-1]
+        answered = last.status_by_proxy and (last.status or 0) >= 400
+        if not answered or last.ended_by is None or (last.ended_at or 0.0) > conn.closed_at:
+            continue
+        if (last.ended_by, last.ended_reason) != (conn.by, conn.reason):
+            conn.journaled_cause = conn.cause
+            conn.by, conn.reason, conn.detail = last.ended_by, last.ended_reason, last.ended_detail
+            changed.append(conn.key)
+    return changed
+
+
 def settle_races(connections: Iterable[Connection]) -> list[str]:
     """Blame the fault when a client close was only the answer to a fault's close.
 
@@ -388,10 +420,14 @@ def settle_races(connections: Iterable[Connection]) -> list[str]:
         if conn.by != "client" or conn.closed_at is None:
             continue
         closed_at = conn.closed_at
+        last = len(conn.requests)  # a fault that stopped an earlier exchange of a kept
+        # connection did not close it
         stops = [
             f
             for f in conn.faults
-            if f.action in ("end", "close", "reset") and 0 <= closed_at - f.t <= RACE_WINDOW
+            if f.action in ("end", "close", "reset")
+            and f.exchange == last
+            and 0 <= closed_at - f.t <= RACE_WINDOW
         ]
         if stops:
             fault = stops[0]

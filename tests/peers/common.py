@@ -463,6 +463,30 @@ class _Parser:
         return self.done
 
 
+def answers_on_one_connection(
+    port: int, target: str, count: int = 2, timeout: float = 5.0
+) -> list[tuple[int, bytes]]:
+    """GET `target` up to `count` times, one after the other on one connection: each
+    answer's status and reason phrase, until the peer says or shows it closes."""
+    conn = h11.Connection(h11.CLIENT)
+    answers: list[tuple[int, bytes]] = []
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        while len(answers) < count:
+            request = h11.Request(method="GET", target=target, headers=[("Host", HOST)])
+            sock.sendall((conn.send(request) or b"") + (conn.send(h11.EndOfMessage()) or b""))
+            while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+                if event is h11.NEED_DATA:
+                    conn.receive_data(sock.recv(65536))  # bounded by the socket's timeout
+                elif isinstance(event, h11.Response):
+                    answers.append((event.status_code, bytes(event.reason)))
+                elif isinstance(event, h11.ConnectionClosed):
+                    return answers
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return answers  # Connection: close
+            conn.start_next_cycle()
+    return answers
+
+
 def within(value: float | None, expected: float, tolerance: float = 0.10) -> bool:
     """`value` is within `tolerance` (relative) of `expected`."""
     return value is not None and abs(value - expected) <= tolerance * expected

@@ -149,6 +149,14 @@ def test_sseproxy_answers_504_when_haproxy_does(seen: Seen) -> None:
     assert within(ours.head_at, theirs.head_at or 0.0), (ours.head_at, theirs.head_at)
 
 
+def test_sseproxy_504_is_the_same_response_as_haproxy(seen: Seen) -> None:
+    """The status line and the kept-alive connection; HAProxy's body is its own HTML,
+    sseproxy's one line of text (docs/fidelity.md, 6)."""
+    ours = seen.ours_before_head
+    assert ours.data.startswith(b"HTTP/1.1 504 Gateway Time-out\r\n")
+    assert ours.ending == seen.before_head.ending == "open"
+
+
 def test_the_hold_delays_data_but_not_the_timeouts_close_as_in_haproxy(seen: Seen) -> None:
     # HAProxy without http-no-delay: event 1 about 200 ms late, yet the cut comes
     # `timeout server` after the server's last byte, not after the client's
@@ -219,3 +227,5 @@ def test_sseproxy_haproxy_default_answers_503_after_3s_like_haproxy(down: Down) 
     ours, theirs = down.ours, down.default
     assert ours.status == theirs.status, ours.summary()
     assert within(ours.head_at, theirs.head_at or 0.0), (ours.head_at, theirs.head_at)
+    assert ours.data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert ours.ending == theirs.ending == "open"  # kept alive, as HAProxy keeps it

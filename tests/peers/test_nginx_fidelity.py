@@ -24,6 +24,7 @@ from tests.peers.common import (
     HOST,
     Observed,
     RawServer,
+    answers_on_one_connection,
     assert_ends_alike,
     ending_facts,
     event_delays,
@@ -269,15 +270,31 @@ def test_sseproxy_answers_504_when_nginx_does(before_head: BeforeHead) -> None:
     assert within(ours.head_at, theirs.head_at or 0.0), (ours.head_at, theirs.head_at)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known difference (docs/fidelity.md): sseproxy's 504 has no reason phrase and "
-    "closes the connection; nginx says 'Gateway Time-out' and keeps it alive",
-)
 def test_sseproxy_504_is_the_same_response_as_nginx(before_head: BeforeHead) -> None:
+    """The status line and the kept-alive connection; the body stays sseproxy's own
+    one line (docs/fidelity.md, 3)."""
     ours = before_head.ours
     assert ours.data.startswith(b"HTTP/1.1 504 Gateway Time-out\r\n")
+    assert "connection" not in ours.headers  # keep-alive: HTTP/1.1's default
     assert ours.ending == "open"
+
+
+def test_the_connection_answers_the_next_request_after_the_504_through_both(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Kept alive means usable: a second request on the connection gets its own answer
+    (from the same silent upstream: a second 504, 1 s later)."""
+    folder = tmp_path_factory.mktemp("after-504")
+    with (
+        RawServer(silent) as hung,
+        nginx(folder / "nginx", location("http11", hung.port, READ_TIMEOUT, SSE_HTTP11)) as port,
+        sseproxy_run(hung.port, idle_timeout(status=504), folder) as proxy,
+    ):
+        theirs, ours = parallel(
+            lambda: answers_on_one_connection(port, "/http11/events"),
+            lambda: answers_on_one_connection(proxy, "/events"),
+        )
+    assert theirs == ours == [(504, b"Gateway Time-out")] * 2, (theirs, ours)
 
 
 # -- 4. proxy_buffering ---------------------------------------------------------------------
@@ -636,5 +653,7 @@ def test_nginx_and_nginx_default_answer_502_at_once_when_the_upstream_refuses(
     report("upstream-down", "sseproxy", ours)
     assert theirs.status == ours.status == 502, (theirs.summary(), ours.summary())
     assert theirs.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert ours.data.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert theirs.ending == ours.ending == "open"  # both keep the connection
     for seen in (theirs, ours):
         assert seen.head_at is not None and seen.head_at < 0.5, seen.summary()  # not 3 s
