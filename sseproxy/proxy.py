@@ -11,7 +11,7 @@ import random
 import ssl
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -84,7 +84,7 @@ class ProxySettings:
     then 408, or a close if it sent nothing. The upstream's response head has no limit."""
     max_head_size: int = 16 * 1024
     """Largest request or response head accepted (431 / 502 beyond it)."""
-    session_keys: tuple[str, ...] = ("Mcp-Session-Id", "sessionId")
+    session_keys: tuple[str, ...] = ("Mcp-Session-Id", "sessionId", "session_id")
     """Header or query parameter names whose value identifies a client session."""
     journal_events: bool = False
     """Write a journal line per SSE event delivered."""
@@ -140,7 +140,7 @@ class Proxy:
         """Like `connector`, per pool member (tests on memory streams)."""
         lone = not (settings.upstreams or scenario.upstreams)
         self.balancer = Balancer(
-            pool_spec(settings, scenario),
+            pool_spec(settings, scenario, self.time_scale),
             seed,
             client_ip_from=settings.client_ip_from,
             lone=settings.upstream if lone else None,
@@ -228,6 +228,13 @@ class Proxy:
             if value:
                 return value
         return None
+
+    def session_answered(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        """The session a response opens or names (Streamable HTTP's `Mcp-Session-Id` on
+        `initialize`): which member a session was born on, for `report`."""
+        names = {key.lower().encode("latin-1") for key in self.settings.session_keys}
+        value = next((v for k, v in headers if k.lower() in names), None)
+        return value.decode("latin-1") if value else None
 
     def next_exchange(self) -> int:
         self.exchanges += 1
