@@ -210,6 +210,7 @@ async def open_proxy(
     hash_key: str | None = None,
     client_ip_from: str | None = None,
     on_restart: RestartHook | None = None,
+    time_scale: float = 1.0,
 ) -> AsyncIterator[SocketProxy]:
     """A proxy on `host:port` (port 0: a free one) in front of `upstream`.
 
@@ -222,7 +223,8 @@ async def open_proxy(
     'NAME=URL', instead of `upstream`), or the scenario's `[[upstreams]]`; `balance`,
     `hash_key` and `client_ip_from` as `run`'s options; `on_restart` is called with a
     member's name when a `restart` fault restarts it (a function or coroutine function;
-    see `Proxy.on_restart`). `upstream_tls` serves every `https://` member.
+    see `Proxy.on_restart`). `upstream_tls` serves every `https://` member. `time_scale`
+    multiplies every duration of the scenario, `fail_timeout` too (`run --time-scale`).
     """
     if mode not in ("http", "tcp"):
         raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
@@ -252,6 +254,7 @@ async def open_proxy(
             balance=balance,
             hash_key=hash_key,
             client_ip_from=client_ip_from,
+            time_scale=time_scale,
         )
         proxy = Proxy(settings, chosen, Journal(keep=True), seed=seed)
         proxy.on_restart = on_restart

@@ -200,6 +200,7 @@ def run_proxy(
     hash_key: str | None = None,
     client_ip_from: str | None = None,
     on_restart: RestartHook | None = None,
+    time_scale: float = 1.0,
 ) -> Iterator[ThreadedProxy]:
     """`open_proxy` (same arguments) in a background thread, for sync and asyncio code
     (`on_restart` runs in the proxy's trio thread)."""
@@ -218,6 +219,7 @@ def run_proxy(
         hash_key=hash_key,
         client_ip_from=client_ip_from,
         on_restart=on_restart,
+        time_scale=time_scale,
     )
     with BackgroundTrio() as loop:
         yield ThreadedProxy(loop.enter(proxy), loop)
