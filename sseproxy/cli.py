@@ -320,7 +320,8 @@ def run(
         if upstream_ca is not None or upstream_insecure:
             from sseproxy.tls import client_context
 
-            if not settings.upstream.tls:
+            pool = members or scenario.upstreams
+            if not any(Upstream.parse(m.url).tls for m in pool) and not settings.upstream.tls:
                 raise ConfigError("--upstream-ca and --upstream-insecure need an https:// upstream")
             tls = client_context(upstream_ca, insecure=upstream_insecure)
             settings = replace(settings, upstream_tls=tls)
