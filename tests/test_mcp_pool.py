@@ -172,6 +172,8 @@ def test_legacy_sse_behind_ip_hash_one_restart_costs_two_sessions() -> None:
     with sdk_pool("sse", "mcp-ip-hash-failover") as (proxy, restart):
         run(client, proxy, restart)
         assert [r["member"] for r in proxy.of_kind("member-restarted")] == ["c"]
+        [cut] = [r for r in proxy.of_kind("ended") if r["conn"] == "c1"]  # the first GET /sse
+        assert (cut["by"], cut["reason"]) == ("proxy", "instance-restart")
         assert ("c", "/messages/") in lost_404s(proxy)
         [(cause, moves)] = session_losses(proxy)
         assert cause == MOVED == "stream resumed on another upstream; session unknown there"

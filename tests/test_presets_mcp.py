@@ -17,7 +17,7 @@ from sseproxy.journal import Journal
 from sseproxy.origin import OriginSettings
 from sseproxy.origin_mcp import Instance
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
-from sseproxy.report import analyse, render_text
+from sseproxy.report import analyse, render_html, render_json, render_text
 from sseproxy.report.reader import build
 from sseproxy.report.sessions import BORN_ELSEWHERE, MOVED, RESTARTED
 from sseproxy.scenario import load_scenario
@@ -48,8 +48,13 @@ class Rig:
         return [str(r.get("member")) for r in self.proxy.journal.of_kind("upstream")]
 
     def report(self) -> str:
+        """The text report (and the HTML and JSON ones are made, and say it too)."""
         records = [json.dumps(record) for record in self.proxy.journal.records]
-        return render_text(analyse(build([("mem", records)])))
+        report = analyse(build([("mem", records)]))
+        for cause in {row.cause for row in report.sessions_lost}:
+            assert cause in render_html(report)
+            assert json.dumps(cause) in render_json(report)
+        return render_text(report)
 
 
 @asynccontextmanager
@@ -126,3 +131,17 @@ async def test_hash_by_session_the_session_is_born_where_the_empty_key_hashes(
         assert error_of(await post(client, CALL, session)) == (404, -32600, "Session not found")
         assert set(rig.members()[:-1]) == {"b"} and rig.members()[-1] != "b"
         assert f"{BORN_ELSEWHERE}" in " ".join(rig.report().split())
+
+
+def test_scenarios_show_and_validate_take_the_mcp_presets() -> None:
+    from click.testing import CliRunner
+
+    from sseproxy.cli import main
+
+    names = ["mcp-ip-hash-failover", "mcp-hash-by-session"]
+    validated = CliRunner().invoke(main, ["scenarios", "validate", *names])
+    assert validated.exit_code == 0, validated.output
+    for name in names:
+        shown = CliRunner().invoke(main, ["scenarios", "show", name])
+        assert shown.exit_code == 0 and 'type = "restart"' in shown.output
+        assert "[[upstreams]]" in shown.output and "fail_timeout" in shown.output

@@ -58,13 +58,14 @@ class SessionLosses:
     sessions: list[str] = field(default_factory=list)
     """The sessions lost, each once, in the order they were."""
     requests: int = 0
-    moves: Counter[str] = field(default_factory=Counter)
-    """'c -> a' (where it lived -> where unknown), or 'c' for a restart."""
+    moves: dict[str, int] = field(default_factory=dict)
+    """'c -> a' (where it lived -> where unknown), or 'c' for a restart: how many 404s.
+    (A plain dict: `dataclasses.asdict` rebuilds a Counter wrongly, so `--json` fails.)"""
     first: float = 0.0
 
     @property
     def top_moves(self) -> str:
-        return ", ".join(f"{move} ({n})" for move, n in self.moves.most_common(3))
+        return ", ".join(f"{move} ({n})" for move, n in Counter(self.moves).most_common(3))
 
 
 def _ok(request: Request) -> bool:
@@ -129,5 +130,5 @@ def loss_rows(losses: Iterable[SessionLoss]) -> list[SessionLosses]:
             row.sessions.append(loss.session)
         row.requests += 1
         move = loss.member if loss.cause == RESTARTED else f"{loss.home or '?'} -> {loss.member}"
-        row.moves[move] += 1
+        row.moves[move] = row.moves.get(move, 0) + 1
     return sorted(rows.values(), key=lambda row: (-len(row.sessions), row.first))
