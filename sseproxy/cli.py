@@ -295,6 +295,17 @@ def run(
         members = parse_members(upstreams, scenario, hash_key)
         if instances is not None and members:
             raise ConfigError("--instances starts the members itself; drop --upstream")
+        if instances is not None:
+            from sseproxy.pool_scenario import member_name
+
+            written = [m.name for m in scenario.upstreams]
+            names = [written[k] if k < len(written) else member_name(k) for k in range(instances)]
+            for spec in scenario.faults:
+                if spec.match.upstream is not None and spec.match.upstream not in names:
+                    raise ConfigError(
+                        f"fault {spec.name!r} matches upstream {spec.match.upstream!r}, which "
+                        f"--instances {instances} does not start (members: {', '.join(names)})"
+                    )
         upstream = members[0].url if members else None
         if upstream is None and scenario.upstreams and instances is None:
             upstream = scenario.upstreams[0].url

@@ -72,3 +72,12 @@ def test_run_instances_and_upstream_are_exclusive() -> None:
     got = CliRunner().invoke(main, ["run", "--instances", "2", "--upstream", ":9000"])
     assert got.exit_code == 2
     assert "--instances starts the members itself; drop --upstream" in got.output
+
+
+def test_run_instances_must_start_the_member_a_fault_matches() -> None:
+    args = ["run", "--scenario", "mcp-ip-hash-failover", "--instances", "2"]
+    got = CliRunner().invoke(main, args)
+    assert got.exit_code == 2
+    assert "fault 'instance-restart' matches upstream 'c', which --instances 2 does not" in (
+        got.output
+    )
