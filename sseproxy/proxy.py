@@ -107,6 +107,9 @@ class Proxy:
             lone=settings.upstream if lone else None,
         )
         """The upstream pool (one member for a lone `--upstream`); fixed at start."""
+        self._session_headers = frozenset(
+            key.lower().encode("latin-1") for key in settings.session_keys
+        )
         self.on_restart: RestartHook | None = None
         """Called with a member's name when a `restart` fault restarts it."""
         self.connections = 0
@@ -193,7 +196,7 @@ class Proxy:
     def session_answered(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         """The session a response opens or names (Streamable HTTP's `Mcp-Session-Id` on
         `initialize`): which member a session was born on, for `report`."""
-        names = {key.lower().encode("latin-1") for key in self.settings.session_keys}
+        names = self._session_headers
         value = next((v for k, v in headers if k.lower() in names), None)
         return value.decode("latin-1") if value else None
 

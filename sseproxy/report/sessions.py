@@ -76,7 +76,7 @@ def session_losses(
     conns: Iterable[Connection], restarts: Iterable[tuple[float, int, str]] = ()
 ) -> list[SessionLoss]:
     """Every 404 for a session that a member did not know, named by its cause (see the
-    module docstring), in time order. None without pool members or session keys."""
+    module docstring), in time order; none without pool members or session keys."""
     conns = list(conns)
     exchanges = sorted(
         ((r.t, c, r) for c in conns for r in c.requests if r.member is not None),
