@@ -115,32 +115,41 @@ class Ring:
 
 class HashKey:
     """Where `balance = "hash"` takes its key: `header:NAME`, `query:NAME` or
-    `cookie:NAME`. A request without it hashes the empty string (as nginx's `hash` does
-    with an empty variable), so all such requests go to one member."""
+    `cookie:NAME`, or several joined by commas, whose values are concatenated as nginx's
+    `hash $arg_session_id$http_mcp_session_id` does (one key for both MCP transports).
+    A request without it hashes the empty string (as nginx's `hash` does with an empty
+    variable), so all such requests go to one member."""
 
     SOURCES = ("header", "query", "cookie")
 
     def __init__(self, text: str) -> None:
-        source, sep, name = text.partition(":")
-        if not sep or source not in self.SOURCES or not name:
-            raise ValueError(
-                f"{text!r} is not a hash key; use header:NAME, query:NAME or cookie:NAME "
-                "(e.g. header:Mcp-Session-Id)"
-            )
-        self.source, self.name, self.text = source, name, text
+        self.parts: list[tuple[str, str]] = []
+        for part in text.split(","):
+            source, sep, name = part.strip().partition(":")
+            if not sep or source not in self.SOURCES or not name:
+                raise ValueError(
+                    f"{text!r} is not a hash key; use header:NAME, query:NAME or cookie:NAME "
+                    "(e.g. header:Mcp-Session-Id), or several joined by commas"
+                )
+            self.parts.append((source, name))
+        self.text = text
 
     def of(self, headers: Mapping[str, str], query: str) -> str:
         """The key's value in a request (`headers` with lower-case names), or ''."""
-        if self.source == "header":
-            return headers.get(self.name.lower(), "")
-        if self.source == "query":
-            return dict(parse_qsl(query, keep_blank_values=True)).get(self.name, "")
+        return "".join(self._value(source, name, headers, query) for source, name in self.parts)
+
+    @staticmethod
+    def _value(source: str, name: str, headers: Mapping[str, str], query: str) -> str:
+        if source == "header":
+            return headers.get(name.lower(), "")
+        if source == "query":
+            return dict(parse_qsl(query, keep_blank_values=True)).get(name, "")
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
         except CookieError:
             return ""
-        morsel = cookie.get(self.name)
+        morsel = cookie.get(name)
         return morsel.value if morsel is not None else ""
 
     def __str__(self) -> str:

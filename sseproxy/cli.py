@@ -95,6 +95,14 @@ def main() -> None:
     help="What --balance hash hashes: header:NAME, query:NAME or cookie:NAME.",
 )
 @click.option(
+    "--instances",
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Start N built-in server instances (sseproxy serve --instances) as the pool's "
+    "members, named as the scenario's [[upstreams]] (else a, b, c...); a `restart` fault "
+    "makes one forget its sessions (POST /_restart). Not with --upstream.",
+)
+@click.option(
     "--client-ip-from",
     metavar="HEADER",
     help="Balance ip_hash on the first address in this request header (e.g. "
@@ -130,7 +138,7 @@ def main() -> None:
     "session_keys",
     multiple=True,
     metavar="NAME",
-    default=("Mcp-Session-Id", "sessionId"),
+    default=("Mcp-Session-Id", "sessionId", "session_id"),
     show_default=True,
     help="Header or query parameter naming a client session (repeatable).",
 )
@@ -223,6 +231,7 @@ def run(
     upstreams: tuple[str, ...],
     balance: str | None,
     hash_key: str | None,
+    instances: int | None,
     client_ip_from: str | None,
     scenario_name: str | None,
     mode: str,
@@ -255,6 +264,7 @@ def run(
       sseproxy run --control 127.0.0.1:8474    (then: sseproxy ctl status)
       sseproxy run --scenario nginx-default --time-scale 0.1   (60s timeouts take 6s)
       sseproxy run --upstream a=http://127.0.0.1:9001 --upstream b=:9002 --balance ip_hash
+      sseproxy run --scenario mcp-ip-hash-failover --instances 3 --client-ip-from X-Forwarded-For
       sseproxy run --config proxies.toml
       sseproxy run --toxiproxy-api 127.0.0.1:8474    (instead of toxiproxy-server)
 
@@ -283,8 +293,21 @@ def run(
             raise ConfigError("--control-token needs --control HOST:PORT")
         scenario = load_scenario(scenario_name) if scenario_name else Scenario(name="none")
         members = parse_members(upstreams, scenario, hash_key)
+        if instances is not None and members:
+            raise ConfigError("--instances starts the members itself; drop --upstream")
+        if instances is not None:
+            from sseproxy.pool_scenario import member_name
+
+            written = [m.name for m in scenario.upstreams]
+            names = [written[k] if k < len(written) else member_name(k) for k in range(instances)]
+            for spec in scenario.faults:
+                if spec.match.upstream is not None and spec.match.upstream not in names:
+                    raise ConfigError(
+                        f"fault {spec.name!r} matches upstream {spec.match.upstream!r}, which "
+                        f"--instances {instances} does not start (members: {', '.join(names)})"
+                    )
         upstream = members[0].url if members else None
-        if upstream is None and scenario.upstreams:
+        if upstream is None and scenario.upstreams and instances is None:
             upstream = scenario.upstreams[0].url
         if mode == "tcp" and any(
             spec.match.path or spec.match.methods or spec.match.headers for spec in scenario.faults
@@ -308,7 +331,8 @@ def run(
         if upstream_ca is not None or upstream_insecure:
             from sseproxy.tls import client_context
 
-            if not settings.upstream.tls:
+            pool = members or scenario.upstreams
+            if not any(Upstream.parse(m.url).tls for m in pool) and not settings.upstream.tls:
                 raise ConfigError("--upstream-ca and --upstream-insecure need an https:// upstream")
             tls = client_context(upstream_ca, insecure=upstream_insecure)
             settings = replace(settings, upstream_tls=tls)
@@ -326,6 +350,7 @@ def run(
                     control=control,
                     control_token=control_token,
                     close_lines=sys.stderr.isatty() if close_lines is None else close_lines,
+                    instances=instances,
                 ),
                 stream,
                 host,
@@ -423,6 +448,7 @@ async def _proxy(
     control: tuple[str, int] | None = None,
     control_token: str | None = None,
     close_lines: bool = False,
+    instances: int | None = None,
 ) -> None:
     import trio
 
@@ -443,7 +469,13 @@ async def _proxy(
         if close_lines:
             CloseLines(sys.stderr).attach(journal)
         async with trio.open_nursery() as nursery:
-            if builtin:
+            if instances is not None:
+                from sseproxy.upstreams import builtin_members
+
+                start = partial(builtin_members, scenario, instances)
+                settings = replace(settings, upstreams=await nursery.start(start))
+                settings = replace(settings, upstream=Upstream.parse(settings.upstreams[0].url))
+            elif builtin:
                 demo = origin.OriginSettings()
                 origin_port = await nursery.start(origin.serve, "127.0.0.1", 0, demo)
                 settings = replace(settings, upstream=Upstream("127.0.0.1", origin_port))
@@ -479,7 +511,10 @@ async def _proxy(
             print(f"scenario {scenario.name} (seed {proxy.seed}); faults: {faults}", file=out)
             if proxy.time_scale != 1:
                 print(_time_scale_line(proxy.time_scale), file=out)
-            if mode == "http" and builtin:
+            if mode == "http" and instances is not None:
+                mcp = f"an MCP client on {at}/sse or {at}/mcp"
+                print(f"try: curl -N {at}/events, or {mcp}", file=out)
+            elif mode == "http" and builtin:
                 print(f"try: curl -N {at}/events", file=out)
             elif mode == "http":
                 print(

@@ -548,6 +548,7 @@ class ResponseSink:
                 status=head.status,
                 content_type=content_type or None,
                 ttfb=round(trio.current_time() - self.started, 6),
+                session=client.proxy.session_answered(head.headers),
             )
             sse = content_type.startswith("text/event-stream")
             client.down.begin(Framer() if client.proxy.counts_events and sse else None)

@@ -30,7 +30,7 @@ import contextvars
 import ipaddress
 import math
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl
@@ -398,11 +398,14 @@ async def serve_instances(
     count: int,
     settings: OriginSettings,
     *,
+    names: Sequence[str] = (),
     task_status: trio.TaskStatus[list[Instance]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`count` instances on `port`, `port + 1`, ... (port 0: free ports), named i1, i2, ...
-    Reports them (with their ports) to `nursery.start`."""
-    instances = [Instance(f"i{k + 1}", settings) for k in range(count)]
+    (or `names`, as a proxy's pool members). Reports them (with their ports) to
+    `nursery.start`."""
+    names = list(names) or [f"i{k + 1}" for k in range(count)]
+    instances = [Instance(names[k], settings) for k in range(count)]
     async with trio.open_nursery() as nursery:
         for k, instance in enumerate(instances):
             await nursery.start(serve_instance, host, port + k if port else 0, instance)

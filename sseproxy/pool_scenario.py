@@ -68,7 +68,7 @@ def member_name(index: int) -> str:
 
 def check_url(url: str) -> None:
     """Raise ConfigError when `url` is not an upstream the proxy can reach."""
-    from sseproxy.proxy import Upstream  # the proxy's own parser (it imports scenarios)
+    from sseproxy.upstream_url import Upstream
 
     Upstream.parse(url)
 

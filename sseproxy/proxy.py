@@ -11,21 +11,21 @@ import random
 import ssl
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import trio
 
 from sseproxy.admission import AcceptPlan, TurnedAway, decided_at_accept
 from sseproxy.connection import Connection
-from sseproxy.errors import ConfigError
 from sseproxy.journal import Journal
 from sseproxy.pool import MemberSpec
 from sseproxy.scenario import Scenario
 from sseproxy.timescale import scaled
 from sseproxy.transport import UpstreamError, connect, upstream_error
+from sseproxy.upstream_url import Upstream
 from sseproxy.upstreams import Balancer, RestartHook, pool_spec
 
 __all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
@@ -33,45 +33,6 @@ __all__ = ["Connector", "Proxy", "ProxySettings", "Upstream"]
 Connector = Callable[[], Awaitable[trio.abc.Stream]]
 MemberConnector = Callable[[str], Awaitable[trio.abc.Stream]]
 Mode = Literal["http", "tcp"]
-
-
-@dataclass(frozen=True)
-class Upstream:
-    host: str
-    port: int
-    tls: bool = False
-    """`https://`: TLS to the upstream (`sseproxy.tls`; the proxy's clients still speak
-    plain HTTP to the proxy)."""
-
-    @classmethod
-    def parse(cls, text: str) -> Upstream:
-        """'http://localhost:9000', 'https://api.example.com', 'localhost:9000' or ':9000'
-        (loopback)."""
-        parts = urlsplit(text if "//" in text else f"//{text}")
-        if parts.scheme not in ("", "http", "https", "tcp"):
-            raise ConfigError(
-                f"upstream {text!r}: scheme {parts.scheme!r} is not supported; use http:// "
-                "or https://"
-            )
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigError(f"upstream {text!r}: the port is not a number") from None
-        if port is None:
-            port = {"http": 80, "https": 443}.get(parts.scheme)
-        if port is None:
-            raise ConfigError(f"upstream {text!r}: give a port, e.g. http://127.0.0.1:9000")
-        if parts.path not in ("", "/"):
-            raise ConfigError(f"upstream {text!r}: give no path; requests keep their own")
-        return cls(parts.hostname or "127.0.0.1", port, tls=parts.scheme == "https")
-
-    @property
-    def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == (443 if self.tls else 80) else f"{host}:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.authority}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +45,7 @@ class ProxySettings:
     then 408, or a close if it sent nothing. The upstream's response head has no limit."""
     max_head_size: int = 16 * 1024
     """Largest request or response head accepted (431 / 502 beyond it)."""
-    session_keys: tuple[str, ...] = ("Mcp-Session-Id", "sessionId")
+    session_keys: tuple[str, ...] = ("Mcp-Session-Id", "sessionId", "session_id")
     """Header or query parameter names whose value identifies a client session."""
     journal_events: bool = False
     """Write a journal line per SSE event delivered."""
@@ -140,12 +101,15 @@ class Proxy:
         """Like `connector`, per pool member (tests on memory streams)."""
         lone = not (settings.upstreams or scenario.upstreams)
         self.balancer = Balancer(
-            pool_spec(settings, scenario),
+            pool_spec(settings, scenario, self.time_scale),
             seed,
             client_ip_from=settings.client_ip_from,
             lone=settings.upstream if lone else None,
         )
         """The upstream pool (one member for a lone `--upstream`); fixed at start."""
+        self._session_headers = frozenset(
+            key.lower().encode("latin-1") for key in settings.session_keys
+        )
         self.on_restart: RestartHook | None = None
         """Called with a member's name when a `restart` fault restarts it."""
         self.connections = 0
@@ -228,6 +192,13 @@ class Proxy:
             if value:
                 return value
         return None
+
+    def session_answered(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        """The session a response opens or names (Streamable HTTP's `Mcp-Session-Id` on
+        `initialize`): which member a session was born on, for `report`."""
+        names = self._session_headers
+        value = next((v for k, v in headers if k.lower() in names), None)
+        return value.decode("latin-1") if value else None
 
     def next_exchange(self) -> int:
         self.exchanges += 1

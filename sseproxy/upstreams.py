@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -39,8 +41,10 @@ if TYPE_CHECKING:
     from sseproxy.scenario import Scenario, Window
 
 __all__ = [
+    "RESTART_PATH",
     "Balancer",
     "RestartHook",
+    "builtin_members",
     "choose",
     "open_upstream",
     "parse_members",
@@ -296,12 +300,18 @@ class CannedResponse(trio.abc.Stream):
         await trio.lowlevel.checkpoint()
 
 
-def pool_spec(settings: ProxySettings, scenario: Scenario) -> PoolSpec:
-    """The pool in force: `--upstream`s, else the scenario's `[[upstreams]]`, else the
-    one upstream (member "a"); `--balance`/`--hash-key` over the scenario's."""
-    members = settings.upstreams or scenario.upstreams
+def pool_spec(settings: ProxySettings, scenario: Scenario, time_scale: float = 1.0) -> PoolSpec:
+    """The pool in force: `--upstream`s (each keeping the `weight`, `max_fails` and
+    `fail_timeout` of the scenario's `[[upstreams]]` member of its name), else the
+    scenario's `[[upstreams]]`, else the one upstream (member "a"); `--balance` and
+    `--hash-key` over the scenario's. `fail_timeout` is scaled by `time_scale`."""
+    written = {member.name: member for member in scenario.upstreams}
+    members = tuple(_merged(m, written.get(m.name)) for m in settings.upstreams)
+    members = members or scenario.upstreams
     if not members:
         members = (MemberSpec("a", str(settings.upstream)),)
+    if time_scale != 1:
+        members = tuple(replace(m, fail_timeout=m.fail_timeout * time_scale) for m in members)
     balance = settings.balance or scenario.balance or "round_robin"
     assert balance in BALANCES, balance
     return PoolSpec(
@@ -309,6 +319,47 @@ def pool_spec(settings: ProxySettings, scenario: Scenario) -> PoolSpec:
         balance=balance,  # type: ignore[arg-type]
         hash_key=settings.hash_key or scenario.hash_key,
     )
+
+
+def _merged(given: MemberSpec, written: MemberSpec | None) -> MemberSpec:
+    """A command-line member takes its balancing settings from the scenario's member of
+    the same name; its URL and `restart_url` stay its own (the scenario's `restart_url`
+    is for the scenario's URL)."""
+    if written is None:
+        return given
+    return replace(written, url=given.url, restart_url=given.restart_url)
+
+
+RESTART_PATH = "/_restart"
+"""The built-in server instances' restart endpoint (`sseproxy.origin_mcp`)."""
+
+
+async def builtin_members(
+    scenario: Scenario,
+    count: int,
+    *,
+    task_status: trio.TaskStatus[tuple[MemberSpec, ...]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """`run --instances N`: N built-in server instances on free loopback ports, as pool
+    members named as the scenario's `[[upstreams]]` (by position, else a, b, c...) with
+    their balancing settings, each with its `restart_url` (`POST /_restart`), so that a
+    `restart` fault makes it forget its sessions with no more configuration. Serves them
+    until cancelled; reports the members to `nursery.start`."""
+    from sseproxy.origin import OriginSettings
+    from sseproxy.origin_mcp import serve_instances
+    from sseproxy.pool_scenario import member_name
+
+    written = list(scenario.upstreams)
+    names = [written[k].name if k < len(written) else member_name(k) for k in range(count)]
+    async with trio.open_nursery() as nursery:
+        serve = partial(serve_instances, "127.0.0.1", 0, count, OriginSettings(), names=names)
+        instances = await nursery.start(serve)
+        members = []
+        for k, instance in enumerate(instances):
+            url = f"http://127.0.0.1:{instance.port}"
+            given = MemberSpec(instance.name, url, restart_url=url + RESTART_PATH)
+            members.append(_merged(given, written[k] if k < len(written) else None))
+        task_status.started(tuple(members))
 
 
 def parse_members(

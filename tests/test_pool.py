@@ -155,6 +155,16 @@ def test_hash_keys_from_a_header_a_query_parameter_or_a_cookie() -> None:
         HashKey("body:x")
 
 
+def test_several_hash_keys_are_concatenated_as_nginx_variables() -> None:
+    """`hash $arg_session_id$http_mcp_session_id`: one key for both MCP transports."""
+    key = HashKey("query:session_id, header:Mcp-Session-Id")
+    assert key.of({}, "session_id=legacy") == "legacy"
+    assert key.of({"mcp-session-id": "s1"}, "") == "s1"
+    assert key.of({}, "") == ""
+    with pytest.raises(ValueError, match="several joined by commas"):
+        HashKey("query:session_id,")
+
+
 def test_random_is_weighted_and_replays_from_the_seed() -> None:
     pool = Pool([Member("a", weight=3), Member("b")], "random", seed=7)
     picks = [first(pool, number=n) for n in range(4000)]

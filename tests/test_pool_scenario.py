@@ -126,3 +126,21 @@ def test_run_refuses_a_bad_upstream_in_one_line_with_exit_2() -> None:
     assert result.exit_code == 2
     assert "give each member a distinct NAME=URL" in result.output
     assert "Traceback" not in result.output
+
+
+def test_upstream_option_keeps_the_scenario_members_settings_time_scale_scales_them() -> None:
+    from sseproxy.proxy import ProxySettings, Upstream
+    from sseproxy.upstreams import pool_spec
+
+    scenario = parse_scenario(
+        '[[upstreams]]\nname = "b"\nurl = "http://127.0.0.1:9002"\nweight = 3\n'
+        'fail_timeout = "5s"\nrestart_url = "http://127.0.0.1:9002/_restart"\n',
+        file="p.toml",
+    )
+    members = parse_members(["a=:7001", "b=:7002"], scenario)
+    settings = ProxySettings(Upstream("127.0.0.1", 7001), upstreams=members)
+    a, b = pool_spec(settings, scenario).members
+    assert (a.weight, a.fail_timeout) == (1, 10.0)  # not in the scenario: nginx's defaults
+    assert (b.url, b.weight, b.fail_timeout, b.restart_url) == (":7002", 3, 5.0, None)
+    a, b = pool_spec(settings, scenario, time_scale=0.1).members
+    assert (a.fail_timeout, b.fail_timeout) == pytest.approx((1.0, 0.5))

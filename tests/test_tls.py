@@ -417,3 +417,55 @@ async def test_a_handshake_that_never_ends_is_a_504_within_the_connect_timeout()
     assert "did not finish the TLS handshake within 0.3s" in response.text
     assert (ended["by"], ended["reason"]) == ("upstream", "upstream-timeout")
     assert 0.3 <= waited < 2
+
+
+async def test_a_pool_of_https_members_in_the_testing_toolkit_balances_and_fails_over(
+    ca: object, ca_file: Path
+) -> None:
+    """Each member gets its own TLS connection (SNI and CA checked); a member whose
+    certificate is not trusted fails its connect, and the exchange moves on."""
+    untrusted = server_context(trustme.CA(), "localhost")
+    with trio.fail_after(10):
+        async with (
+            tls_origin(server_context(ca, "localhost")) as a,
+            tls_origin(server_context(ca, "localhost")) as b,
+            tls_origin(untrusted) as c,
+            open_proxy(
+                upstreams=[f"https://localhost:{port}" for port in (a, b, c)],
+                upstream_tls=client_context(ca_file),
+            ) as proxy,
+        ):
+            for _ in range(3):
+                response = await trio.to_thread.run_sync(
+                    lambda: httpx.get(f"{proxy.url}/events", timeout=5)
+                )
+                assert response.status_code == 200
+                assert [e.id for e in parse_sse(response.content)] == ["1", "2", "3"]
+    assert [r["member"] for r in proxy.of_kind("upstream")] == ["a", "b", "a"]
+    [failed] = proxy.of_kind("upstream-failed")
+    assert failed["member"] == "c"
+
+
+def test_run_balances_a_pool_of_https_members(ca: object, ca_file: Path) -> None:
+    from sseproxy.testing import BackgroundTrio
+
+    with BackgroundTrio() as loop:
+        ports = [loop.enter(tls_origin(server_context(ca, "localhost"), QUIET)) for _ in "ab"]
+        command = [sys.executable, "-m", "sseproxy", "run", "--listen", "127.0.0.1:0"]
+        command += ["--upstream", "http://127.0.0.1:1", "--upstream-ca", str(ca_file)]
+        command += [arg for port in ports for arg in ("--upstream", f"https://localhost:{port}")]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            try:
+                assert process.stdout is not None
+                lines = Lines(process.stdout)
+                found = lines.wait_for(r"proxy on (http://\S+) -> round_robin pool a=(\S+)")
+                assert found[2] == "http://127.0.0.1:1,"  # a refuses: b and c serve
+                for _ in range(2):
+                    target = f"{found[1]}/events?count=1&interval=0"
+                    with httpx.stream("GET", target, timeout=5) as r:
+                        body = r.read()
+                    assert r.status_code == 200
+                    assert [e.id for e in parse_sse(body)] == ["1"]
+            finally:
+                process.terminate()
+                process.wait(timeout=10)

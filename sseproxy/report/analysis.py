@@ -37,6 +37,7 @@ from sseproxy.report.model import (
 )
 from sseproxy.report.reconnects import RECONNECT_WINDOW, Lineage, lineage, reconnects
 from sseproxy.report.records import Connection, Journals
+from sseproxy.report.sessions import loss_rows, session_losses
 from sseproxy.report.stats import histogram, human_duration, summarize, ua_family
 from sseproxy.report.timeline import timeline
 from sseproxy.scenario import Scenario, load_scenario
@@ -374,6 +375,11 @@ def _summary(report: Report) -> list[str]:
                 else "."
             )
         )
+    for lost in report.sessions_lost:
+        said.append(
+            f"{plural(len(lost.sessions), 'session')} lost: {lost.cause} "
+            f"({plural(lost.requests, 'request')} answered 404; {lost.top_moves})."
+        )
     if c.failed:
         attempts = sum(f.count for f in c.failed)
         said.append(
@@ -456,6 +462,7 @@ def analyse(
         timeline=timeline(conns, kind, found, journals.end, faults),
         notes=notes,
         members=member_rows(wholes),
+        sessions_lost=loss_rows(session_losses(wholes, journals.restarts)),
     )
     report.summary = _summary(report)
     if report.totals.span and report.durations.still_open.count:

@@ -274,6 +274,14 @@ def render_html(report: Report) -> str:
                 [[m.member, m.exchanges, m.streams, m.refused, m.top_end] for m in report.members],
             )
         )
+    if report.sessions_lost:
+        parts.append("<h2>Sessions lost</h2>")
+        parts.append(
+            _table(
+                ["cause", "sessions", "requests", "lived -> unknown"],
+                [[x.cause, len(x.sessions), x.requests, x.top_moves] for x in report.sessions_lost],
+            )
+        )
     if report.notes:
         parts.append(
             "<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>"

@@ -21,15 +21,19 @@ class MemberRow:
     """Of which event streams (a 2xx text/event-stream response)."""
     refused: int = 0
     """Connects to it that failed (the pool moved on, or the client got 502)."""
-    ends: Counter[str] = field(default_factory=Counter)
-    """How its exchanges ended, 'by/reason'."""
+    ends: dict[str, int] = field(default_factory=dict)
+    """How its exchanges ended, 'by/reason': how many. (A plain dict: `dataclasses.asdict`
+    rebuilds a Counter from its items, counting the pairs, and `--json` then fails.)"""
 
     @property
     def top_end(self) -> str:
         if not self.ends:
             return "-"
-        cause, count = self.ends.most_common(1)[0]
+        cause, count = Counter(self.ends).most_common(1)[0]
         return f"{cause} ({count})"
+
+    def ended(self, cause: str) -> None:
+        self.ends[cause] = self.ends.get(cause, 0) + 1
 
 
 def member_rows(conns: Iterable[Connection]) -> list[MemberRow]:
@@ -46,7 +50,7 @@ def member_rows(conns: Iterable[Connection]) -> list[MemberRow]:
             r = row(conn.member)
             r.exchanges += 1
             if not conn.is_open:
-                r.ends[conn.cause] += 1
+                r.ended(conn.cause)
         for request in conn.requests:
             for name in request.failed_members:
                 row(name).refused += 1
@@ -56,5 +60,5 @@ def member_rows(conns: Iterable[Connection]) -> list[MemberRow]:
             r.exchanges += 1
             r.streams += request.is_event_stream
             if request.ended_by is not None:
-                r.ends[f"{request.ended_by}/{request.ended_reason or '?'}"] += 1
+                r.ended(f"{request.ended_by}/{request.ended_reason or '?'}")
     return [rows[name] for name in sorted(rows)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sseproxy.report.members import MemberRow
+from sseproxy.report.sessions import SessionLosses
 from sseproxy.report.stats import Summary, human_duration
 
 __all__ = [
@@ -340,3 +341,5 @@ class Report:
     """The findings in a few sentences: top causes, heartbeat verdicts, losses."""
     members: list[MemberRow] = field(default_factory=list)
     """A row per upstream pool member (none for a lone upstream)."""
+    sessions_lost: list[SessionLosses] = field(default_factory=list)
+    """Sessions a pool member did not know (404), by cause (`report.sessions`)."""

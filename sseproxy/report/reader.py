@@ -144,6 +144,7 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
     scenarios: list[str] = []
     seeds: list[int] = []
     time_scales: list[float] = []
+    restarts: list[tuple[float, int, str]] = []
     end = 0.0
     several = len(runs) > 1
     for run, offset in zip(runs, offsets, strict=True):
@@ -162,6 +163,8 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
                 if factor is not None and factor > 0 and factor not in time_scales:
                     time_scales.append(factor)
             conn_id = _text(record.get("conn"))
+            if record["kind"] == "member-restarted":
+                restarts.append((t, run.number, _text(record.get("member")) or "?"))
             if record["kind"] == "started" or not conn_id or conn_id == "-":
                 continue
             proxy = _text(record.get("proxy"))  # several proxies number connections alike
@@ -212,6 +215,7 @@ def build(sources: list[tuple[str, Iterable[str]]]) -> Journals:
         started=[run.started for run in runs if run.started is not None],
         time_scales=time_scales,
         scenario_files=_scenario_files(runs),
+        restarts=restarts,
     )
 
 
@@ -290,6 +294,7 @@ def _apply(conn: Connection, record: Record, t: float) -> None:
         request.content_type = _text(record.get("content_type"))
         request.ttfb = _number(record.get("ttfb"))
         request.status_by_proxy = record.get("origin") == "proxy"
+        request.session_answered = _text(record.get("session"))
     elif kind == "ended":
         request = _for_req(conn, _int(record.get("req"))) or _current(conn, t)
         request.ended_by = _text(record.get("by"))

@@ -47,6 +47,8 @@ class Request:
     """The pool member that served it (the `upstream` record's `member`)."""
     failed_members: list[str] = field(default_factory=list)
     """Pool members that refused it first (`upstream-failed` records)."""
+    session_answered: str | None = None
+    """The session its response opened or named (`response.session`: Mcp-Session-Id)."""
 
     @property
     def path(self) -> str:
@@ -190,6 +192,8 @@ class Journals:
     end: float
     """The last time any journal mentions (still-open connections are shown up to here)."""
     started: list[Record] = field(default_factory=list)
+    restarts: list[tuple[float, int, str]] = field(default_factory=list)
+    """(time, run, member) of each `member-restarted` record: a pool member forgot its sessions."""
     time_scales: list[float] = field(default_factory=list)
     """The time scales the runs ran at (`run --time-scale`, `PUT /time-scale`), in the
     order they appear; empty when no run says (real time)."""

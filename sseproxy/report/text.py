@@ -137,6 +137,15 @@ def render_text(report: Report) -> str:
                 [[m.member, m.exchanges, m.streams, m.refused, m.top_end] for m in report.members],
             ),
         ]
+    if report.sessions_lost:
+        out += [
+            "",
+            "SESSIONS LOST (a member answered 404 for a session it did not know)",
+            *table(
+                ["cause", "sessions", "requests", "lived -> unknown"],
+                [[x.cause, len(x.sessions), x.requests, x.top_moves] for x in report.sessions_lost],
+            ),
+        ]
     if t.proxies:
         rows = [
             [p.name, p.connections, *(p.closed_by.get(by, 0) for by in _BY), p.top_reason]

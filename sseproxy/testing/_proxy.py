@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,12 @@ import trio
 
 from sseproxy import origin
 from sseproxy.journal import Journal
+from sseproxy.pool import BALANCES
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.scenario import Scenario, load_scenario, parse_scenario
 from sseproxy.server import listen, serve_proxy
 from sseproxy.sse import Event, Framer
+from sseproxy.upstreams import RestartHook, parse_members
 
 __all__ = [
     "ProxyHandle",
@@ -203,6 +205,12 @@ async def open_proxy(
     connect_timeout: float = 10.0,
     live: bool = True,
     upstream_tls: ssl.SSLContext | None = None,
+    upstreams: Sequence[str] = (),
+    balance: str | None = None,
+    hash_key: str | None = None,
+    client_ip_from: str | None = None,
+    on_restart: RestartHook | None = None,
+    time_scale: float = 1.0,
 ) -> AsyncIterator[SocketProxy]:
     """A proxy on `host:port` (port 0: a free one) in front of `upstream`.
 
@@ -210,10 +218,25 @@ async def open_proxy(
     the built-in server behind the proxy (its events at `{proxy.url}/events`). The
     journal keeps every record in memory (`proxy.records`). `live`: `set_scenario`
     reaches open connections too (else only new ones, and relaying takes a fast path).
+
+    A pool (`docs/pools.md`): `upstreams` as `run --upstream` takes them ('URL' or
+    'NAME=URL', instead of `upstream`), or the scenario's `[[upstreams]]`; `balance`,
+    `hash_key` and `client_ip_from` as `run`'s options; `on_restart` is called with a
+    member's name when a `restart` fault restarts it (a function or coroutine function;
+    see `Proxy.on_restart`). `upstream_tls` serves every `https://` member. `time_scale`
+    multiplies every duration of the scenario, `fail_timeout` too (`run --time-scale`).
     """
     if mode not in ("http", "tcp"):
         raise ValueError(f"mode must be 'http' or 'tcp', not {mode!r}")
+    if balance is not None and balance not in BALANCES:
+        raise ValueError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}")
+    if upstreams and upstream is not None:
+        raise ValueError("give `upstream` or `upstreams`, not both")
     chosen = as_scenario(scenario)
+    members = parse_members(upstreams, chosen, hash_key)
+    pool = members or chosen.upstreams
+    if pool:
+        upstream = pool[0].url
     target = upstream if isinstance(upstream, Upstream | None) else Upstream.parse(upstream)
     async with background() as nursery:
         if target is None:
@@ -227,13 +250,22 @@ async def open_proxy(
             connect_timeout,
             live=live,
             upstream_tls=upstream_tls,
+            upstreams=members,
+            balance=balance,
+            hash_key=hash_key,
+            client_ip_from=client_ip_from,
+            time_scale=time_scale,
         )
         proxy = Proxy(settings, chosen, Journal(keep=True), seed=seed)
+        proxy.on_restart = on_restart
+        named = proxy.balancer
         proxy.journal.write(
             "started",
             "-",
             listen=f"{host}:{bound}",
             upstream=str(target),
+            upstreams={n: str(u) for n, u in named.upstreams.items()} if named.named else None,
+            balance=named.spec.balance if named.named else None,
             mode=mode,
             scenario_file=str(Path(chosen.path).resolve()) if chosen.path else None,
         )

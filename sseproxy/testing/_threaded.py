@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from sseproxy.journal import Journal
 from sseproxy.proxy import Upstream
 from sseproxy.scenario import Scenario
 from sseproxy.testing._proxy import Record, ScenarioLike, SocketProxy, open_origin, open_proxy
+from sseproxy.upstreams import RestartHook
 
 __all__ = ["BackgroundTrio", "ThreadedProxy", "run_origin", "run_proxy"]
 
@@ -194,8 +195,15 @@ def run_proxy(
     connect_timeout: float = 10.0,
     live: bool = True,
     upstream_tls: ssl.SSLContext | None = None,
+    upstreams: Sequence[str] = (),
+    balance: str | None = None,
+    hash_key: str | None = None,
+    client_ip_from: str | None = None,
+    on_restart: RestartHook | None = None,
+    time_scale: float = 1.0,
 ) -> Iterator[ThreadedProxy]:
-    """`open_proxy` (same arguments) in a background thread, for sync and asyncio code."""
+    """`open_proxy` (same arguments) in a background thread, for sync and asyncio code
+    (`on_restart` runs in the proxy's trio thread)."""
     proxy = open_proxy(
         upstream,
         scenario,
@@ -206,6 +214,12 @@ def run_proxy(
         connect_timeout=connect_timeout,
         live=live,
         upstream_tls=upstream_tls,
+        upstreams=upstreams,
+        balance=balance,
+        hash_key=hash_key,
+        client_ip_from=client_ip_from,
+        on_restart=on_restart,
+        time_scale=time_scale,
     )
     with BackgroundTrio() as loop:
         yield ThreadedProxy(loop.enter(proxy), loop)

@@ -411,6 +411,7 @@ def test_json_is_complete_and_strict() -> None:
         "notes",
         "summary",
         "members",
+        "sessions_lost",
     }
     assert data["reconnects"]["hops"][0]["client_check"] == "ok"
     assert data["timeline"]["bars"][1]["open"] is True
