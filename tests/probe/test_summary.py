@@ -102,6 +102,8 @@ async def test_the_probe_journal_reads_as_a_proxy_journal(autojump_clock: object
     resume = report["reconnects"]["resume"]
     assert (resume["sent_ok"], resume["server_ok"], resume["lost"]) == (3, 3, 0)
     assert report["reconnects"]["chains"] == 2  # one per probe client (its session)
+    # its user agent (sseproxy-probe/VERSION) is a family of its own
+    assert {c["family"] for c in report["clients"]} == {"probe"}
     closed = [r for r in journal.records if r["kind"] == "closed"]
     reasons = [r["reason"] for r in closed]
     assert (reasons.count("upstream-closed"), reasons.count("upstream-refused")) == (4, 1)
