@@ -293,6 +293,7 @@ def counter() -> Callable[[], str]:
 
 
 def _local_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
+    stream = getattr(stream, "transport_stream", stream)  # under TLS, the socket's stream
     sock = getattr(stream, "socket", None)
     if sock is None:
         return None
