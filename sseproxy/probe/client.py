@@ -159,7 +159,8 @@ class Client:
             self.hooks.opened(attempt)
             self._request_headers(attempt)
             attempt.reason = error.reason
-            self._end(attempt, self.now(), "refused", str(error))
+            # the proxy's words name its upstream; for a client, it is the server
+            self._end(attempt, self.now(), "refused", str(error).replace("upstream ", "", 1))
             return
         try:
             attempt.local = _local_address(stream)

@@ -97,7 +97,7 @@ async def test_an_untrusted_certificate_is_a_failed_handshake_and_insecure_accep
             await insecure.run()
     (attempt,) = distrust.records[0].attempts
     assert (attempt.kind, attempt.label) == ("refused", "TLS handshake failed")
-    assert "certificate not accepted" in attempt.detail
+    assert attempt.detail.startswith(f"TLS with {HOST}:{port} failed: certificate not accepted")
     assert (attempt.reason, attempt.established) == ("upstream-tls-error", False)
     group = summarize(distrust)["drops"][0]
     assert "TLS failed" in group["meaning"]
