@@ -97,7 +97,7 @@ def _header(text: str) -> tuple[str, str]:
     default="10s",
     show_default=True,
     metavar="DURATION",
-    help="Give up a connect after this long (seen as refused).",
+    help="Give up a connect (with its TLS handshake, for https) after this long (seen as refused).",
 )
 @click.option(
     "--ca",
