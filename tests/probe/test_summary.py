@@ -53,7 +53,8 @@ async def test_failed_verdicts_name_the_drops_and_their_cause(autojump_clock: ob
     lines = {v.option: (v.ok, v.line) for v in verdicts}
     assert lines["max-drops"] == (
         False,
-        "--max-drops 0: 4 drops: 4 incomplete chunked body (each ~2.0 s after the last byte)",
+        "--max-drops 0: 4 drops: 4 incomplete chunked body "
+        "(each ~2.0 s after the last byte: an idle timeout)",
     )
     assert lines["max-gap"][0] is False and "5.0 s" in lines["max-gap"][1]
     assert lines["no-loss"][0] is True
