@@ -9,6 +9,7 @@ refused connect. (Usage errors of `--ca` and `--insecure`: test_command.py.)
 
 from __future__ import annotations
 
+import re
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -116,4 +117,7 @@ async def test_the_command_probes_https_with_ca(ca: object, ca_file: Path) -> No
     text = done.stdout.decode()
     assert done.returncode == 1, text
     assert f"probe https://{HOST}:{port}{QUIET}: 1 client for 1.0 s" in text
-    assert "FAIL --max-drops 0: 1 drop: 1 incomplete chunked body (0.5 s after" in text
+    # cut 0.5 s after the first event (a busy machine may show 0.6)
+    assert re.search(
+        r"\nFAIL --max-drops 0: 1 drop: 1 incomplete chunked body \(0\.[56] s after", text
+    )
