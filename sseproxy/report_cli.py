@@ -62,8 +62,9 @@ def report_command(
 ) -> None:
     """Why streams died: totals, closes, durations, clients, reconnects, heartbeats.
 
-    Reads journals written by `sseproxy run --journal FILE` ('-' reads stdin; several
-    files, or several runs appended to one, are merged on one time axis).
+    Reads journals written by `sseproxy run --journal FILE` or `sseproxy probe --journal
+    FILE` ('-' reads stdin; several files, or several runs appended to one, are merged on
+    one time axis; a probe's connections are matched with the proxy's of the same run).
 
     \b
     Examples:
@@ -71,6 +72,7 @@ def report_command(
       sseproxy report run.jsonl --html report.html
       sseproxy report a.jsonl b.jsonl --json | jq .reconnects.resume
       sseproxy report run.jsonl --scenario my-scenario.toml
+      sseproxy report probe.jsonl run.jsonl   (a probe through that proxy, both views)
     """
     if nginx["nginx_log"] or not journals:
         try:

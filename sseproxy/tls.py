@@ -34,20 +34,22 @@ from sseproxy.transport import UpstreamError
 __all__ = ["client_context", "default_context", "open_tls", "server_context"]
 
 
-def client_context(ca_file: str | Path | None = None, *, insecure: bool = False) -> ssl.SSLContext:
+def client_context(
+    ca_file: str | Path | None = None, *, insecure: bool = False, option: str = "--upstream-ca"
+) -> ssl.SSLContext:
     """The context for upstream connections: the system's CAs, or those of `ca_file`;
     `insecure` checks neither the certificate nor its name. A CA file that cannot be
-    read is a ConfigError (a one-line message, exit 2)."""
+    read is a ConfigError (a one-line message naming `option`, exit 2)."""
     context = ssl.create_default_context()
     if ca_file is not None:
         try:
             context.load_verify_locations(cafile=str(ca_file))
         except FileNotFoundError:
-            raise ConfigError(f"--upstream-ca {ca_file}: no such file") from None
+            raise ConfigError(f"{option} {ca_file}: no such file") from None
         except (OSError, ssl.SSLError) as error:
             detail = getattr(error, "strerror", None) or error
             raise ConfigError(
-                f"--upstream-ca {ca_file}: not a PEM file of CA certificates ({detail})"
+                f"{option} {ca_file}: not a PEM file of CA certificates ({detail})"
             ) from None
     if insecure:
         context.check_hostname = False

@@ -159,7 +159,8 @@ class Client:
             self.hooks.opened(attempt)
             self._request_headers(attempt)
             attempt.reason = error.reason
-            self._end(attempt, self.now(), "refused", str(error))
+            # the proxy's words name its upstream; for a client, it is the server
+            self._end(attempt, self.now(), "refused", str(error).replace("upstream ", "", 1))
             return
         try:
             attempt.local = _local_address(stream)
@@ -293,6 +294,7 @@ def counter() -> Callable[[], str]:
 
 
 def _local_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
+    stream = getattr(stream, "transport_stream", stream)  # under TLS, the socket's stream
     sock = getattr(stream, "socket", None)
     if sock is None:
         return None

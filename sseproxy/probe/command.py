@@ -15,8 +15,11 @@ import click
 from sseproxy.errors import ConfigError, SseproxyError, UnitError
 
 if TYPE_CHECKING:
+    import ssl
+
     from sseproxy.probe.output import Progress
     from sseproxy.probe.runner import Probe, ProbeSettings
+    from sseproxy.probe.target import Target
 
 __all__ = ["probe_command"]
 
@@ -94,7 +97,19 @@ def _header(text: str) -> tuple[str, str]:
     default="10s",
     show_default=True,
     metavar="DURATION",
-    help="Give up a connect after this long (seen as refused).",
+    help="Give up a connect (with its TLS handshake, for https) after this long (seen as refused).",
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    metavar="FILE",
+    help="For https:// URLs: trust the CA certificates in this PEM file instead of the system's.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="For https:// URLs: check neither the certificate nor its name (self-signed "
+    "test servers).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON on stdout.")
 @click.option(
@@ -134,6 +149,8 @@ def probe_command(
     last_event_id: str | None,
     watchdog: str | None,
     connect_timeout: str,
+    ca_file: str | None,
+    insecure: bool,
     as_json: bool,
     journal_path: str | None,
     max_drops: int | None,
@@ -157,6 +174,7 @@ def probe_command(
       sseproxy probe http://127.0.0.1:8080/events --watchdog 45s --no-loss --json
       sseproxy probe http://127.0.0.1:8080/events --journal probe.jsonl
         (then: sseproxy report probe.jsonl [the proxy's journal])
+      sseproxy probe https://localhost:8443/events --ca ca.pem
 
     Exit status: 0 every verdict held, 1 one failed (a line each), 2 a usage error.
     """
@@ -171,8 +189,9 @@ def probe_command(
     from sseproxy.probe.verdicts import Thresholds, check
 
     try:
+        target = Target.parse(url)
         settings = ProbeSettings(
-            Target.parse(url),
+            target,
             clients=clients,
             duration=_duration("--duration", duration) or 0.0,
             ramp=_duration("--ramp", ramp, zero=True) or 0.0,
@@ -180,6 +199,7 @@ def probe_command(
             last_event_id=last_event_id or "",
             watchdog=_duration("--watchdog", watchdog),
             connect_timeout=_duration("--connect-timeout", connect_timeout) or 10.0,
+            tls=_tls(target, ca_file, insecure),
         )
         thresholds = Thresholds(
             max_drops=max_drops,
@@ -210,6 +230,17 @@ def probe_command(
     else:
         click.echo(render_text(result, verdicts), nl=False)
     sys.exit(1 if any(not v.ok for v in verdicts) else 0)
+
+
+def _tls(target: Target, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
+    """The TLS context for an https:// target (None: the system's CAs, made once)."""
+    if ca_file is None and not insecure:
+        return None
+    if target.scheme != "https":
+        raise ConfigError("--ca and --insecure need an https:// URL")
+    from sseproxy.tls import client_context
+
+    return client_context(ca_file, insecure=insecure, option="--ca")
 
 
 def _open_journal(path: str | None) -> TextIO | None:

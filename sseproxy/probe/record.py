@@ -116,6 +116,8 @@ class Attempt:
         """How the client saw the end, in words ('incomplete chunked body', 'HTTP 503')."""
         if self.kind == "incomplete" and self.head_at is not None:
             return "incomplete chunked body" if self.chunked else "incomplete body"
+        if self.kind == "refused" and self.reason == "upstream-tls-error":
+            return "TLS handshake failed"
         return _LABELS.get(self.kind or "", self.kind or "open")
 
 

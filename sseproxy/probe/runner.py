@@ -7,6 +7,7 @@ probe still has a whole result to report.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -40,6 +41,9 @@ class ProbeSettings:
     """What the first connection of every client sends as Last-Event-ID."""
     watchdog: float | None = None
     connect_timeout: float = 10.0
+    tls: ssl.SSLContext | None = None
+    """For https:// targets: `sseproxy.tls.client_context(--ca, insecure=--insecure)`;
+    None trusts the system's CAs."""
 
 
 class Probe:
@@ -49,7 +53,7 @@ class Probe:
         self, settings: ProbeSettings, connect: Connect | None = None, hooks: Hooks | None = None
     ) -> None:
         self.settings = settings
-        self.connect = connect or connector(settings.target, settings.connect_timeout)
+        self.connect = connect or connector(settings.target, settings.connect_timeout, settings.tls)
         self.hooks = hooks
         self.records = [
             ClientRecord(number, IdCheck(settings.last_event_id))

@@ -36,6 +36,8 @@ MEANINGS: Final[dict[str, str]] = {
     "status (not a 200 event stream)": "not a 200 text/event-stream: EventSource gives up for good",
     "refused (no connection)": "nothing accepted the connection (refused, unreachable or "
     "timed out): the client retries",
+    "TLS handshake failed": "connected, but TLS failed: a certificate the client does not "
+    "trust (--ca, --insecure) or for another name, or a server that does not speak TLS",
     "bad HTTP response": "the response was not valid HTTP",
 }
 

@@ -47,14 +47,15 @@ def _s(seconds: float) -> str:
 
 
 def drops_in_words(result: dict[str, Any]) -> str:
-    """'4 incomplete chunked body (each ~2.0 s after the last byte); 1 RST ...'."""
+    """'4 incomplete chunked body (each ~2.0 s after the last byte: an idle timeout); 1 RST
+    ...': how the drops looked and, when their silences agree, their cause."""
     parts = []
     for group in result["drops"]:
         silence = group["silence_before"]
         when = ""
         if silence is not None:
             if group["pattern"]:
-                when = f" (each ~{_s(silence['p50'])} after the last byte)"
+                when = f" (each ~{_s(silence['p50'])} after the last byte: an idle timeout)"
             else:
                 when = f" ({_s(silence['p50'])} after the last byte, p50)"
         parts.append(f"{group['count']} {group['seen_as']}{when}")

@@ -116,6 +116,8 @@ def heartbeats(
         for info in faults.values()
         if is_silence_timeout(info) and info.direction != "up"
     ]
+    for spec in declared:
+        spec.timeout = _as_fired(streams, spec.name, spec.timeout)
     result = []
     for path, conns in sorted(by_path.items(), key=lambda item: (-len(item[1]), item[0])):
         byte_gap = _max([c.longest_gap for c in conns])
@@ -138,6 +140,24 @@ def heartbeats(
         longest = max(age.values()) if age else None
         result.append(Heartbeat(path, len(conns), byte_gap, event_gap, longest, checks))
     return result
+
+
+def _as_fired(streams: list[Connection], name: str, declared: float | None) -> float | None:
+    """The timeout the fault's firings say they ran with ("no byte for 2s"), when they all
+    agree: a fault changed live (`sseproxy ctl faults set`) is journaled by name only, so
+    the scenario file's value may be stale. Otherwise the declared one."""
+    said = {
+        match.group(2)
+        for conn in streams
+        for fired in conn.faults
+        if fired.fault == name and (match := _DETAIL.search(fired.detail)) is not None
+    }
+    if len(said) != 1:
+        return declared
+    try:
+        return parse_duration(said.pop())
+    except UnitError:
+        return declared
 
 
 def _had(conn: Connection, name: str) -> bool:

@@ -7,8 +7,9 @@ NAT, a mobile carrier) on one server is an imbalance the log shows.
 
 from __future__ import annotations
 
+import bisect
 import functools
-import itertools
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -49,11 +50,19 @@ def reconnects(
         by_client[f"{r.addr} {r.user_agent}"].append(r)
     hops: list[tuple[Request, Request]] = []
     for mine in by_client.values():
+        # Several streams of one address and user agent at once (tabs, clients behind one
+        # NAT, a probe's clients): each request follows the latest-ended earlier one that
+        # no other request followed yet, so three streams cut together and back together
+        # are three reconnects, not one.
         mine.sort(key=lambda r: (r.start, r.line))
-        for previous, following in itertools.pairwise(mine):
-            slack = 0.01 if previous.exact and following.exact else 1.0  # $time_local: 1 s
-            if -slack <= following.start - previous.end <= window:
+        waiting: list[tuple[float, int, Request]] = []  # by end: not yet followed
+        for index, following in enumerate(mine):
+            slack = 0.01 if following.exact else 1.0  # $time_local: to the second
+            at = bisect.bisect_right(waiting, (following.start + slack, math.inf))
+            if at and following.start - waiting[at - 1][0] <= window:
+                previous = waiting.pop(at - 1)[2]
                 hops.append((previous, following))
+            bisect.insort(waiting, (following.end, index, following))
     delays = [max(0.0, b.start - a.end) for a, b in hops]
     clients = len({f"{a.addr} {a.user_agent}" for a, _ in hops})
     return ReconnectSummary(window, len(hops), clients, summarize(delays)), hops

@@ -96,6 +96,7 @@ def summarize(values: Sequence[float]) -> Summary:
 # -- user agents --------------------------------------------------------------------------
 
 UA_FAMILIES = (
+    "probe",
     "browser",
     "curl",
     "python httpx",
@@ -111,6 +112,7 @@ UA_FAMILIES = (
 _UA_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (family, re.compile(pattern, re.IGNORECASE))
     for family, pattern in (
+        ("probe", r"^sseproxy-probe\b"),
         ("curl", r"^curl/|\blibcurl\b"),
         ("python httpx", r"\bpython-httpx/|\bhttpx\b"),
         ("python requests", r"\bpython-requests/"),
@@ -129,7 +131,8 @@ _UA_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 
 
 def ua_family(user_agent: str | None) -> str:
-    """browser, curl, python httpx/requests/aiohttp (or plain python), java, node, go, other.
+    """probe (`sseproxy probe`'s own clients), browser, curl, python httpx/requests/aiohttp
+    (or plain python), java, node, go, other.
 
     Tools come first: bots and libraries that also start with 'Mozilla/' say who they are
     later in the string, browsers never mention curl or okhttp.

@@ -16,14 +16,16 @@ from tests.probe.scripted import resuming, run_probe
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["https://example.com/sse"], "https is not supported yet"),
-        (["ftp://example.com/sse"], "give a URL starting with http://"),
+        (["ftp://example.com/sse"], "give a URL starting with http://, https://"),
         (["http:///events"], "no host"),
         (["http://127.0.0.1:1/", "--header", "no colon"], "write NAME:VALUE"),
         (["http://127.0.0.1:1/", "--duration", "0s"], "--duration must be more than 0"),
         (["http://127.0.0.1:1/", "--watchdog", "soon"], "is not a duration"),
         (["http://127.0.0.1:1/", "--journal", "-"], "--journal: give a file"),
         (["http://127.0.0.1:1/", "--journal", "/nonexistent/dir/j.jsonl"], "cannot write"),
+        (["http://127.0.0.1:1/", "--insecure"], "--ca and --insecure need an https:// URL"),
+        (["http://127.0.0.1:1/", "--ca", "ca.pem"], "--ca and --insecure need an https:// URL"),
+        (["https://127.0.0.1:1/", "--ca", "/nonexistent.pem"], "--ca /nonexistent.pem: no such"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -37,7 +39,9 @@ def test_help_has_examples() -> None:
     result = CliRunner().invoke(main, ["probe", "--help"])
     assert result.exit_code == 0
     assert "sseproxy probe http://127.0.0.1:8080/events --clients 10" in result.output
-    for option in ("--max-drops", "--max-gap", "--no-loss", "--min-duration", "--watchdog"):
+    assert "sseproxy probe https://localhost:8443/events --ca ca.pem" in result.output
+    options = ("--max-drops", "--max-gap", "--no-loss", "--min-duration", "--watchdog", "--ca")
+    for option in (*options, "--insecure"):
         assert option in result.output
 
 

@@ -84,7 +84,7 @@ def test_through_sseproxy_run_the_verdict_names_the_drops_and_their_cause(
     # Cut 1 s after event 1, back 0.2 s later, cut again 1 s after the resumed event 2...
     found = re.fullmatch(
         r"FAIL --max-drops 0: (\d+) drops: \1 incomplete chunked body "
-        r"\(each ~1\.0 s after the last byte\)",
+        r"\(each ~1\.0 s after the last byte: an idle timeout\)",
         fail,
     )
     assert found, fail

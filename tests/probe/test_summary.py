@@ -53,7 +53,8 @@ async def test_failed_verdicts_name_the_drops_and_their_cause(autojump_clock: ob
     lines = {v.option: (v.ok, v.line) for v in verdicts}
     assert lines["max-drops"] == (
         False,
-        "--max-drops 0: 4 drops: 4 incomplete chunked body (each ~2.0 s after the last byte)",
+        "--max-drops 0: 4 drops: 4 incomplete chunked body "
+        "(each ~2.0 s after the last byte: an idle timeout)",
     )
     assert lines["max-gap"][0] is False and "5.0 s" in lines["max-gap"][1]
     assert lines["no-loss"][0] is True
@@ -102,6 +103,8 @@ async def test_the_probe_journal_reads_as_a_proxy_journal(autojump_clock: object
     resume = report["reconnects"]["resume"]
     assert (resume["sent_ok"], resume["server_ok"], resume["lost"]) == (3, 3, 0)
     assert report["reconnects"]["chains"] == 2  # one per probe client (its session)
+    # its user agent (sseproxy-probe/VERSION) is a family of its own
+    assert {c["family"] for c in report["clients"]} == {"probe"}
     closed = [r for r in journal.records if r["kind"] == "closed"]
     reasons = [r["reason"] for r in closed]
     assert (reasons.count("upstream-closed"), reasons.count("upstream-refused")) == (4, 1)

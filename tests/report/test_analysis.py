@@ -292,6 +292,35 @@ def test_a_timeout_that_cut_every_stream() -> None:
     )
 
 
+def test_a_timeout_changed_live_is_read_from_its_firings() -> None:
+    """`sseproxy ctl faults set proxy_read_timeout --set timeout=2s` on nginx-default: the
+    journal names the change only, the firings say what ran."""
+    records = [
+        *stream(
+            "c1",
+            0,
+            2,
+            by="proxy",
+            reason="proxy_read_timeout",
+            faults=["proxy_read_timeout"],
+            longest_gap=2.0,
+            scenario="nginx-default",
+        ),
+        rec(
+            "fault",
+            "c1",
+            2.0,
+            fault="proxy_read_timeout",
+            action="close",
+            detail="no byte for 2s",
+            scenario="nginx-default",
+        ),
+    ]
+    (check,) = report_of(records).heartbeats[0].checks
+    assert (check.fault, check.timeout, check.fired) == ("proxy_read_timeout", 2.0, 1)
+    assert "idle-timeout 2 s (proxy_read_timeout)" in check.sentence
+
+
 def test_heartbeats_without_gap_data_or_scenario() -> None:
     """No longest_gap, a scenario that is not here: the firings' details still tell."""
     records = [

@@ -181,6 +181,15 @@ def test_reconnects_are_the_same_client_coming_back() -> None:
     assert r.delay.p50 == 3.0
 
 
+def test_streams_of_one_client_at_once_each_reconnect() -> None:
+    # three tabs (or probe clients) of one address and user agent, cut together at 60 s,
+    # back 3 s later, cut again: six reconnects, each 3 s after a cut
+    lines = [access(60 + 63 * k, 60.0, conn=3 * k + i) for k in range(3) for i in range(3)]
+    r = _report(lines).reconnects
+    assert (r.reconnects, r.clients) == (6, 1)
+    assert r.delay.p50 == r.delay.max == 3.0
+
+
 def test_the_three_outputs() -> None:
     lines = [access(60.1 + 100 * i, 60.1, conn=i + 1) for i in range(3)]
     lines.append(access(400, 0.0, conn=9, status=502))

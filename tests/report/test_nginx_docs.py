@@ -16,7 +16,7 @@ DOCS = ROOT / "docs"
 
 
 def test_the_line_to_paste_is_the_one_the_parser_reads() -> None:
-    for page in (ROOT / "README.md", DOCS / "nginx-log.md"):
+    for page in (ROOT / "README.md", DOCS / "nginx-log.md", DOCS / "probe.md"):
         assert LOG_FORMAT in page.read_text(encoding="utf-8"), page
 
 

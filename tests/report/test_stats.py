@@ -112,6 +112,8 @@ def test_histogram_has_every_bucket_in_order() -> None:
         ("Go-http-client/1.1", "go"),
         ("Go-http-client/2.0", "go"),
         ("PostmanRuntime/7.36.0", "other"),
+        ("sseproxy-probe/0.1.0", "probe"),  # `sseproxy probe`'s clients
+        ("sseproxy-probe", "probe"),
         ("", "other"),
         (None, "other"),
     ],
