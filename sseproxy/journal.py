@@ -260,6 +260,14 @@ class Tally:
         self.framed = self.framed or framer is not None
         self.start = self.last_byte = self.last_event = trio.current_time()
 
+    def count(self, size: int) -> None:
+        """Bytes written that no piece carried (TCP mode's splice): bytes and gaps."""
+        now = trio.current_time()
+        if self.last_byte is not None:
+            self.longest_gap = max(self.longest_gap, now - self.last_byte)
+        self.last_byte = now
+        self.octets += size
+
     def observe(self, pieces: Sequence[Piece]) -> None:
         """The pieces of one write to the peer: count their bytes, and their events when
         framing. A block the fault chain already cut is counted without parsing it again."""

@@ -25,8 +25,9 @@ import trio
 
 from sseproxy.engine import DEFAULT_CAPACITY, Chain, FaultSlot, FiredHook, Stop
 from sseproxy.faults.base import Piece, ResponseHead
+from sseproxy.splice import BULK, SpliceFailed, close_pipe, open_pipe, splice
 from sseproxy.sse import MAX_EVENT_SIZE
-from sseproxy.transport import Sink, StopKind, receive
+from sseproxy.transport import Sink, StopKind, StreamSink, receive
 
 __all__ = ["FaultSlot", "HeadError", "LinkResult", "Observer", "StopKind", "pump", "run_link"]
 
@@ -71,9 +72,13 @@ async def pump(
     sink: Sink,
     observe: Observer | None,
     head: HeadReader | None = None,
+    count: Callable[[int], None] | None = None,
 ) -> LinkResult:
-    """The fast path: no fault on this direction, so copy bytes as they arrive."""
+    """The fast path: no fault on this direction, so copy bytes as they arrive. Between
+    two sockets (TCP mode, where `count` takes the byte counts), a bulk transfer moves on
+    to splice(2) (`sseproxy.splice`)."""
     stop = Stop("end", None)
+    spliceable = count is not None and _sockets(source, sink) is not None
     try:
         if head is not None:
             await _send(sink, Piece(b"", head=await head()))
@@ -85,6 +90,10 @@ async def pump(
             await _send(sink, piece)
             if observe is not None:
                 observe([piece])
+            if spliceable and len(data) >= BULK:
+                spliceable = False
+                if await _splice_rest(source, sink, count):
+                    break
     except _SinkFailed as failed:
         return LinkResult("sink-error", error=failed.error)
     except _BROKEN as error:
@@ -97,6 +106,35 @@ async def pump(
 
 
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _sockets(
+    source: trio.abc.ReceiveStream, sink: Sink
+) -> tuple[trio.SocketStream, trio.SocketStream] | None:
+    if not isinstance(sink, StreamSink):
+        return None
+    out = sink.stream
+    if type(source) is trio.SocketStream and type(out) is trio.SocketStream:
+        return source, out
+    return None
+
+
+async def _splice_rest(
+    source: trio.abc.ReceiveStream, sink: Sink, count: Callable[[int], None] | None
+) -> bool:
+    """Splice until the source's end (True); False when no pipe could be had (go on
+    the plain way). A sink failure comes out as `_SinkFailed`, the source's as itself."""
+    ends = _sockets(source, sink)
+    pipe = open_pipe()
+    if ends is None or pipe is None or count is None:
+        return False
+    try:
+        await splice(*ends, pipe, count)
+    except SpliceFailed as failed:
+        raise _SinkFailed(failed.error) from failed.error
+    finally:
+        close_pipe(pipe)
+    return True
 
 
 class _SinkFailed(Exception):
@@ -127,6 +165,7 @@ async def run_link(
     head: HeadReader | None = None,
     live: set[Link] | None = None,
     max_event_size: int | None = MAX_EVENT_SIZE,
+    count: Callable[[int], None] | None = None,
 ) -> LinkResult:
     """Relay one direction through `slots`; returns once the sink has been ended or failed.
 
@@ -136,7 +175,7 @@ async def run_link(
     the fast path is not taken even without faults).
     """
     if not slots and live is None:
-        return await pump(source, sink, observe, head)
+        return await pump(source, sink, observe, head, count)
     chain = Chain(slots, trio.current_time(), fired=fired, max_event_size=max_event_size)
     link = Link(source, sink, chain, observe, head)
     if live is None:

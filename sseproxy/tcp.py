@@ -66,11 +66,13 @@ class TcpConnection(Connection):
         scope: trio.CancelScope,
     ) -> None:
         sides = ("upstream", "client") if direction == "down" else ("client", "upstream")
+        tally = self.down if direction == "down" else self.up
         result = await run_link(
             source,
             StreamSink(sink),
             slots,
-            observe=(self.down if direction == "down" else self.up).observe,
+            observe=tally.observe,
+            count=tally.count,
             fired=self.fired(direction),
             live=self.links[direction] if self.proxy.settings.live else None,
         )

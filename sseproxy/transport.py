@@ -28,6 +28,7 @@ __all__ = [
     "failure_reason",
     "receive",
     "send_all",
+    "stream_error",
     "upstream_error",
 ]
 
@@ -65,7 +66,7 @@ async def receive(stream: trio.abc.ReceiveStream, max_bytes: int) -> bytes | byt
         except BlockingIOError:
             pass  # woken with nothing to read after all: wait the usual way
         except OSError as error:
-            raise _stream_error(error) from error
+            raise stream_error(error) from error
     return await stream.receive_some(max_bytes)
 
 
@@ -81,18 +82,23 @@ async def send_all(stream: trio.abc.SendStream, data: bytes | memoryview) -> Non
             except BlockingIOError:
                 sent = 0
             except OSError as error:
-                raise _stream_error(error) from error
+                raise stream_error(error) from error
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
     await stream.send_all(data)
 
 
-def _stream_error(error: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
-    """What `trio.SocketStream` would raise for `error`."""
+def stream_error(error: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    """What `trio.SocketStream` would raise for `error`, caused by it (the journal reads
+    the errno from the cause: a reset is not a close)."""
+    failure: trio.BrokenResourceError | trio.ClosedResourceError
     if error.errno in (errno.EBADF, errno.ENOTSOCK):
-        return trio.ClosedResourceError("this socket was already closed")
-    return trio.BrokenResourceError(f"socket connection broken: {error}")
+        failure = trio.ClosedResourceError("this socket was already closed")
+    else:
+        failure = trio.BrokenResourceError(f"socket connection broken: {error}")
+    failure.__cause__ = error
+    return failure
 
 
 def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
