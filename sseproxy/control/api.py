@@ -7,7 +7,6 @@ connections get it) and leaves a `scenario` record in the journal. The HTTP fram
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import math
@@ -19,7 +18,6 @@ from importlib import metadata
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-import h11
 import trio
 
 from sseproxy.control.feed import JournalFeed
@@ -32,9 +30,8 @@ from sseproxy.control.wire import (
     _host_allowed,
     _is_json,
     _json_object,
-    _read_request,
-    _send_reply,
-    _send_streamed,
+    json_error,
+    serve_connection,
 )
 from sseproxy.errors import ConfigError, ScenarioError
 from sseproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -49,7 +46,6 @@ HEARTBEAT: Final = 15.0
 """Seconds of silence after which `/journal` sends a comment (keeps idle timeouts away)."""
 KILL_WAIT: Final = 5.0
 """How long a kill waits for the connections' `closed` records before answering."""
-_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -427,37 +423,12 @@ class Control:
     # -- one HTTP connection
 
     async def handle(self, stream: trio.abc.Stream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                request = await _read_request(conn, stream)
-                if request is None:
-                    return
-                if isinstance(request, Reply):
-                    await _send_reply(conn, stream, request, close=True)
-                    return
-                try:
-                    reply = await self.respond(request)
-                except Exception as error:  # a bug here must not take the proxy down
-                    reply = Reply.json({"error": f"internal error: {error!r}"}, 500)
-                if isinstance(reply, Streamed):
-                    await _send_streamed(conn, stream, reply)
-                    return
-                await _send_reply(conn, stream, reply, head=request.method == "HEAD")
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-        except h11.RemoteProtocolError as error:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                reply = Reply.json({"error": f"bad request: {error}"}, error.error_status_hint)
-                with contextlib.suppress(*_GONE, h11.LocalProtocolError):
-                    await _send_reply(conn, stream, reply, close=True)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception as error:  # never let one client's trouble stop the API
-            self.proxy.journal.write("control-error", "-", error=repr(error))
-        finally:
-            await trio.aclose_forcefully(stream)
+        await serve_connection(
+            stream,
+            self.respond,
+            error=json_error,
+            journal=self.proxy.journal,
+        )
 
 
 def _refusal(lines: list[str]) -> ApiError:

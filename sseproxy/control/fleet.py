@@ -11,13 +11,11 @@ Access rules (loopback, token, Host) are the control API's, checked by each memb
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 from dataclasses import replace
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
-import h11
 import trio
 
 from sseproxy.control.api import HEARTBEAT, Control, _version
@@ -27,15 +25,13 @@ from sseproxy.control.wire import (
     Request,
     Streamed,
     _host_allowed,
-    _read_request,
-    _send_reply,
-    _send_streamed,
+    json_error,
+    serve_connection,
 )
 from sseproxy.fleet import Fleet, Member
 
 __all__ = ["FleetControl", "serve_fleet_control"]
 
-_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 class FleetControl:
@@ -111,37 +107,12 @@ class FleetControl:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         """One HTTP connection (as `Control.handle`)."""
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                request = await _read_request(conn, stream)
-                if request is None:
-                    return
-                if isinstance(request, Reply):
-                    await _send_reply(conn, stream, request, close=True)
-                    return
-                try:
-                    reply = await self.respond(request)
-                except Exception as error:  # a bug here must not take the proxies down
-                    reply = Reply.json({"error": f"internal error: {error!r}"}, 500)
-                if isinstance(reply, Streamed):
-                    await _send_streamed(conn, stream, reply)
-                    return
-                await _send_reply(conn, stream, reply, head=request.method == "HEAD")
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-        except h11.RemoteProtocolError as error:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                reply = Reply.json({"error": f"bad request: {error}"}, error.error_status_hint)
-                with contextlib.suppress(*_GONE, h11.LocalProtocolError):
-                    await _send_reply(conn, stream, reply, close=True)
-        except _GONE:
-            pass
-        except Exception as error:  # never let one client's trouble stop the API
-            self.fleet.journal.write("control-error", "-", error=repr(error))
-        finally:
-            await trio.aclose_forcefully(stream)
+        await serve_connection(
+            stream,
+            self.respond,
+            error=json_error,
+            journal=self.fleet.journal,
+        )
 
 
 def _refusal(request: Request, token: str | None) -> Reply | None:

@@ -7,17 +7,21 @@ DNS-rebinding host check here.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
 import trio
 
-__all__ = ["MAX_BODY", "ApiError", "Handler", "Reply", "Request", "Streamed"]
+if TYPE_CHECKING:
+    from sseproxy.journal import Journal
+
+__all__ = ["MAX_BODY", "ApiError", "Handler", "Reply", "Request", "Streamed", "serve_connection"]
 
 MAX_BODY: Final = 1024 * 1024
 """Largest request body (413 past it). A scenario of `MAX_FAULTS` faults is 50 to 200 KiB;
@@ -240,3 +244,58 @@ async def _send_streamed(conn: h11.Connection, stream: trio.abc.Stream, reply: S
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch, nursery.cancel_scope)
         nursery.start_soon(pump, nursery.cancel_scope)
+
+
+SendReply = Callable[..., Awaitable[None]]
+"""`_send_reply`'s shape: (conn, stream, reply, *, close=False, head=False)."""
+_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+async def serve_connection(
+    stream: trio.abc.Stream,
+    respond: Callable[[Request], Awaitable[Reply | Streamed]],
+    *,
+    error: Callable[[str, int], Reply],
+    journal: Journal,
+    send_reply: SendReply = _send_reply,
+) -> None:
+    """One HTTP connection of an API: requests in a keep-alive loop, each answered by
+    `respond`. A bug in `respond` is a 500 (`error(message, status)` words it), malformed
+    HTTP a 4xx, and any other trouble is journaled (`control-error`) and ends only this
+    connection."""
+    conn = h11.Connection(h11.SERVER)
+    try:
+        while True:
+            request = await _read_request(conn, stream)
+            if request is None:
+                return
+            if isinstance(request, Reply):
+                await send_reply(conn, stream, request, close=True)
+                return
+            try:
+                reply = await respond(request)
+            except Exception as bug:  # a bug here must not take the proxy down
+                reply = error(f"internal error: {bug!r}", 500)
+            if isinstance(reply, Streamed):
+                await _send_streamed(conn, stream, reply)
+                return
+            await send_reply(conn, stream, reply, head=request.method == "HEAD")
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+    except h11.RemoteProtocolError as bad:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            reply = error(f"bad request: {bad}", bad.error_status_hint)
+            with contextlib.suppress(*_GONE, h11.LocalProtocolError):
+                await send_reply(conn, stream, reply, close=True)
+    except _GONE:
+        pass
+    except Exception as trouble:  # never let one client's trouble stop the API
+        journal.write("control-error", "-", error=repr(trouble))
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+def json_error(message: str, status: int) -> Reply:
+    """The control API's error body: {"error": message}."""
+    return Reply.json({"error": message}, status)

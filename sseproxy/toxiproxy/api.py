@@ -15,7 +15,6 @@ drive it even with a simple form POST.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,7 @@ from urllib.parse import unquote
 import h11
 import trio
 
-from sseproxy.control.wire import Reply, Request, _host_allowed, _read_request
+from sseproxy.control.wire import Reply, Request, _host_allowed, serve_connection
 from sseproxy.errors import ScenarioError
 from sseproxy.fleet import Fleet, ListenError, Member, split_listen, upstream_of
 from sseproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -39,7 +38,6 @@ __all__ = ["ToxiproxyApi", "serve_toxiproxy_api"]
 
 _TEXT: Final = "text/plain; charset=utf-8"
 _JSON: Final = "application/json"
-_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 class ApiError(Exception):
@@ -417,47 +415,32 @@ class ToxiproxyApi:
     # -- one HTTP connection
 
     async def handle(self, stream: trio.abc.Stream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                request = await _read_request(conn, stream)
-                if request is None:
-                    return
-                if isinstance(request, Reply):
-                    await _send_reply(conn, stream, request, close=True)
-                    return
-                try:
-                    reply = await self.respond(request)
-                except Exception as error:  # a bug here must not take the proxies down
-                    reply = ApiError(f"internal error: {error!r}", 500).reply()
-                await _send_reply(conn, stream, reply)
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-        except h11.RemoteProtocolError as error:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                reply = ApiError(f"bad request: {error}", error.error_status_hint).reply()
-                with contextlib.suppress(*_GONE, h11.LocalProtocolError):
-                    await _send_reply(conn, stream, reply, close=True)
-        except _GONE:
-            pass
-        except Exception as error:  # never let one client's trouble stop the API
-            self.fleet.journal.write("control-error", "-", error=repr(error))
-        finally:
-            await trio.aclose_forcefully(stream)
+        await serve_connection(
+            stream,
+            self.respond,
+            error=lambda message, status: ApiError(message, status).reply(),
+            journal=self.fleet.journal,
+            send_reply=_send_reply,
+        )
 
 
 async def _send_reply(
-    conn: h11.Connection, stream: trio.abc.Stream, reply: Reply, *, close: bool = False
+    conn: h11.Connection,
+    stream: trio.abc.Stream,
+    reply: Reply,
+    *,
+    close: bool = False,
+    head: bool = False,
 ) -> None:
-    """As Go's net/http answers: a Content-Type only when there is one, no other headers."""
+    """As Go's net/http answers: a Content-Type only when there is one, no other headers
+    (and, to a HEAD, no body)."""
     headers = [("Content-Type", reply.content_type)] if reply.content_type else []
     if reply.status != 204:
         headers.append(("Content-Length", str(len(reply.body))))
     if close:
         headers.append(("Connection", "close"))
     data = conn.send(h11.Response(status_code=reply.status, headers=headers)) or b""
-    if reply.body:
+    if reply.body and not head:
         data += conn.send(h11.Data(data=reply.body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
