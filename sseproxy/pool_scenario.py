@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sseproxy.balance import HashKey
 from sseproxy.errors import ConfigError
@@ -22,6 +22,10 @@ __all__ = ["MEMBER_FIELDS", "member_name", "read_pool", "upstream_table"]
 
 
 class _Notes(Protocol):
+    def unique_names(
+        self, names: Sequence[str | None], table: Literal["fault", "upstream"]
+    ) -> None: ...
+
     def fail(
         self,
         message: str,
@@ -102,19 +106,8 @@ def read_pool(
         notes.fail("`upstreams` must be an array of tables: write [[upstreams]]", key="upstreams")
         raw = []
     members = [_member(notes, i, table) for i, table in enumerate(raw)]
-    names: dict[str, int] = {}
-    for i, member in enumerate(members):
-        if member is None:
-            continue
-        if member.name in names:
-            notes.fail(
-                f"the name {member.name!r} is taken by upstream #{names[member.name] + 1}; "
-                "give each a distinct `name`",
-                upstream=i,
-                name=member.name,
-                key="name",
-            )
-        names.setdefault(member.name, i)
+    notes.unique_names([member.name if member else None for member in members], "upstream")
+    names = dict.fromkeys(member.name for member in members if member is not None)
     if names:
         for index, spec in enumerate(specs):
             wanted = spec.match.upstream if spec is not None else None

@@ -17,7 +17,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -331,6 +331,24 @@ class _Reader:
     truncated: bool = False
     _known_keys: dict[int, dict[str, int]] = field(default_factory=dict)
 
+    def unique_names(
+        self, names: Sequence[str | None], table: Literal["fault", "upstream"]
+    ) -> None:
+        """Note every name used by an earlier table of the same kind (None: no table)."""
+        taken: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name is None:
+                continue
+            if name in taken:
+                self.fail(
+                    f"the name {name!r} is taken by {table} #{taken[name] + 1}; "
+                    "give each a distinct `name`",
+                    name=name,
+                    key="name",
+                    **{table: i},
+                )
+            taken.setdefault(name, i)
+
     def fail(
         self,
         message: str,
@@ -494,19 +512,7 @@ class _Reader:
             return None
         specs = [self._fault(i, table) for i, table in enumerate(faults)]
         balance, hash_key, members = read_pool(self, head, data.get("upstreams", []), specs)
-        taken: dict[str, int] = {}
-        for i, spec in enumerate(specs):
-            if spec is None:
-                continue
-            if spec.name in taken:
-                self.fail(
-                    f"the name {spec.name!r} is taken by fault #{taken[spec.name] + 1}; "
-                    "give each a distinct `name`",
-                    fault=i,
-                    name=spec.name,
-                    key="name",
-                )
-            taken.setdefault(spec.name, i)
+        self.unique_names([spec.name if spec else None for spec in specs], "fault")
         if self.problems:
             return None
         default_name = Path(self.file).stem if self.file != "<scenario>" else "scenario"

@@ -33,7 +33,6 @@ from sseproxy.fleet import Fleet, Member
 __all__ = ["FleetControl", "serve_fleet_control"]
 
 
-
 class FleetControl:
     """Routes /proxies/{name}/... to that member's `Control` (made on first use)."""
 
