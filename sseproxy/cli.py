@@ -461,10 +461,7 @@ async def _proxy(
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         control_listener = None
         if control is not None:
-            try:
-                control_listener = await listen(*control)
-            except ConfigError as error:
-                raise ConfigError(f"--control: {error}") from None
+            control_listener = await listen(*control, option="--control")
         listener = await listen(host, port)  # before the nursery: a clean one-line error
         if close_lines:
             CloseLines(sys.stderr).attach(journal)

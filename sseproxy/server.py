@@ -50,12 +50,15 @@ def parse_hostport(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, 
     return host, int(port)
 
 
-async def listen(host: str, port: int) -> trio.SocketListener:
-    """One listening socket, or a ConfigError that says what went wrong."""
+async def listen(host: str, port: int, *, option: str = "") -> trio.SocketListener:
+    """One listening socket, or a ConfigError that says what went wrong (after the
+    command-line `option` that asked for it, when given)."""
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as error:
-        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        prefix = f"{option}: " if option else ""
+        reason = error.strerror or error
+        raise ConfigError(f"{prefix}cannot listen on {host}:{port}: {reason}") from None
     for extra in listeners[1:]:
         await extra.aclose()
     return listeners[0]

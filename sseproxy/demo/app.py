@@ -206,10 +206,7 @@ async def _listen_all(*ports: tuple[str, int]) -> list[trio.SocketListener]:
     listeners: list[trio.SocketListener] = []
     try:
         for option, port in ports:
-            try:
-                listeners.append(await listen(HOST, port))
-            except ConfigError as error:
-                raise ConfigError(f"{option}: {error}") from None
+            listeners.append(await listen(HOST, port, option=option))
     except BaseException:
         for listener in listeners:
             await trio.aclose_forcefully(listener)

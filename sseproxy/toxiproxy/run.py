@@ -62,16 +62,10 @@ async def run_fleet(
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         api_listener = None
         if api is not None:
-            try:
-                api_listener = await listen(*api)
-            except ConfigError as error:
-                raise ConfigError(f"--toxiproxy-api: {error}") from None
+            api_listener = await listen(*api, option="--toxiproxy-api")
         control_listener = None
         if control is not None:
-            try:
-                control_listener = await listen(*control)
-            except ConfigError as error:
-                raise ConfigError(f"--control: {error}") from None
+            control_listener = await listen(*control, option="--control")
         failure: ConfigError | None = None
         journal.write(
             "started",
