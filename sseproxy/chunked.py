@@ -186,10 +186,16 @@ def _trailer_reader(limit: int) -> h11.Connection:
 def is_chunked(method: bytes, response: h11.Response) -> bool:
     """Whether h11 reads this response's body as chunked (`_body_framing` in h11: no body
     for HEAD, 204, 304 or a CONNECT's 2xx; h11 itself refused any coding but chunked)."""
-    status = response.status_code
-    if method == b"HEAD" or status in (204, 304) or (method == b"CONNECT" and status < 300):
+    if not _has_body(method, response.status_code):
         return False
     return any(name == b"transfer-encoding" for name, _ in response.headers)
+
+
+def _has_body(method: bytes, status: int) -> bool:
+    """h11's `_body_framing`: no body for HEAD, 204, 304 or a CONNECT's 2xx."""
+    return not (
+        method == b"HEAD" or status in (204, 304) or (method == b"CONNECT" and status < 300)
+    )
 
 
 class ChunkedBody:
@@ -267,8 +273,7 @@ def fast_body(
     unread, closed = trailing
     if is_chunked(method, response):
         return ChunkedBody(stream, unread, closed, limit)
-    status = response.status_code
-    if method == b"HEAD" or status in (204, 304) or (method == b"CONNECT" and status < 300):
+    if not _has_body(method, response.status_code):
         return None
     for name, value in response.headers:
         if name == b"content-length":

@@ -262,19 +262,21 @@ class Tally:
 
     def count(self, size: int) -> None:
         """Bytes written that no piece carried (TCP mode's splice): bytes and gaps."""
+        self._written()
+        self.octets += size
+
+    def _written(self) -> float:
+        """A write to the peer happened now: the gap since the last one counts."""
         now = trio.current_time()
         if self.last_byte is not None:
             self.longest_gap = max(self.longest_gap, now - self.last_byte)
         self.last_byte = now
-        self.octets += size
+        return now
 
     def observe(self, pieces: Sequence[Piece]) -> None:
         """The pieces of one write to the peer: count their bytes, and their events when
         framing. A block the fault chain already cut is counted without parsing it again."""
-        now = trio.current_time()
-        if self.last_byte is not None:
-            self.longest_gap = max(self.longest_gap, now - self.last_byte)
-        self.last_byte = now
+        now = self._written()
         framer = self.framer
         for piece in pieces:
             data = piece.data
