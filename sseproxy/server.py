@@ -17,7 +17,7 @@ import trio
 from sseproxy.errors import ConfigError
 from sseproxy.proxy import Proxy
 
-__all__ = ["default_max_connections", "listen", "parse_hostport", "serve_proxy"]
+__all__ = ["default_max_connections", "listen", "parse_hostport", "peer", "serve_proxy"]
 
 ACCEPT_PAUSE = 0.1
 """Seconds the accept loop waits before trying again when out of descriptors."""
@@ -64,7 +64,8 @@ async def listen(host: str, port: int, *, option: str = "") -> trio.SocketListen
     return listeners[0]
 
 
-def _peer(stream: trio.SocketStream) -> str:
+def peer(stream: trio.SocketStream) -> str:
+    """The client's address as the journal writes it ("unknown" once it is gone)."""
     try:
         address = stream.socket.getpeername()
     except OSError:
@@ -137,4 +138,4 @@ async def _accept(proxy: Proxy, listener: trio.SocketListener, nursery: trio.Nur
         client: trio.abc.Stream = stream
         if proxy.settings.listen_tls is not None:  # the handshake: on the first read
             client = trio.SSLStream(stream, proxy.settings.listen_tls, server_side=True)
-        nursery.start_soon(proxy.handle, client, _peer(stream))
+        nursery.start_soon(proxy.handle, client, peer(stream))

@@ -44,6 +44,7 @@ from typing import Final
 import trio
 
 from sseproxy.cors import ALLOW_ANY_ORIGIN, preflight_headers
+from sseproxy.server import peer
 
 __all__ = ["CLIENT_HEADER", "Door", "Routes", "allow_any_origin", "headers_of", "rewrite_head"]
 
@@ -156,7 +157,7 @@ class Door:
         try:
             with contextlib.suppress(OSError):
                 stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-            client = _peer(stream)
+            client = peer(stream)
             with trio.move_on_after(HEAD_TIMEOUT):
                 data = await _read_head(stream)
             if not data or b"\r\n\r\n" not in data:
@@ -215,11 +216,3 @@ async def _read_head(stream: trio.SocketStream) -> bytes:
             return data
         data += chunk
     return data
-
-
-def _peer(stream: trio.SocketStream) -> str:
-    try:
-        address = stream.socket.getpeername()
-    except OSError:
-        return "unknown"
-    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
