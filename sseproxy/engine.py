@@ -230,14 +230,17 @@ class Chain:
 
     # -- outputs --------------------------------------------------------------------------
 
-    def take_due(self, now: float) -> Due:
+    def take_due(self, now: float, *, plain: bool = False) -> Due:
         """Everything due at the sink by `now`, in order: the pieces (one write), or, once
-        they are written, the stop."""
+        they are written, the stop. With `plain`, only the data pieces before the first
+        stop, response head or `boundary` piece (what one plain write can carry)."""
         self._run(now)
         due = Due()
         output = self.output
         while output and output[0][0] <= now:
             _, item, charged = output[0]
+            if plain and (isinstance(item, Stop) or item.head is not None or item.boundary):
+                break
             if isinstance(item, Stop):
                 if not due.pieces:  # alone: a timer's stop may still replace it meanwhile
                     output.popleft()

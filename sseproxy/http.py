@@ -37,7 +37,15 @@ from sseproxy.link import CHUNK, FaultSlot, HeadError, run_link
 from sseproxy.plan import Chains
 from sseproxy.scenario import RequestInfo
 from sseproxy.sse import Framer
-from sseproxy.transport import StopKind, UpstreamError, abort, receive, send_all
+from sseproxy.transport import (
+    StopKind,
+    UpstreamError,
+    abort,
+    receive,
+    send_all,
+    write_nowait,
+    writes_nowait,
+)
 from sseproxy.upstreams import choose, member_fields, open_upstream, release
 
 if TYPE_CHECKING:
@@ -142,6 +150,17 @@ class BodySink:
         framed = self.conn.send(h11.Data(data=piece.data)) if piece.data else None
         if framed:
             await send_all(self.stream, framed)
+
+    @property
+    def nowait(self) -> bool:
+        return writes_nowait(self.stream)
+
+    def send_nowait(self, piece: Piece) -> bytes | memoryview:
+        framed = self.conn.send(h11.Data(data=piece.data)) if piece.data else None
+        return write_nowait(self.stream, framed) if framed else b""
+
+    async def send_rest(self, rest: bytes | memoryview) -> None:
+        await send_all(self.stream, rest)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         if kind == "end":
@@ -554,6 +573,17 @@ class ResponseSink:
             client.down.begin(Framer() if client.proxy.counts_events and sse else None)
         else:
             await self.body.send(piece)
+
+    @property
+    def nowait(self) -> bool:
+        return self.body.nowait
+
+    def send_nowait(self, piece: Piece) -> bytes | memoryview:
+        """A data piece (never the head: a link writes that with `send`)."""
+        return self.body.send_nowait(piece)
+
+    async def send_rest(self, rest: bytes | memoryview) -> None:
+        await self.body.send_rest(rest)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         client = self.client

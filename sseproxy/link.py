@@ -10,6 +10,12 @@ does I/O, in three tasks:
 - the writer writes everything due at one instant, then carries out the final stop. A
   timer's close or reset abandons a write that the peer is not reading.
 
+While the writer waits with nothing to write, the reader writes what its read made due
+itself, as far as the socket takes it at once (`Link._write_at_once`): waking the writer
+for it would cost an event a second trip through the scheduler. What the socket does not
+take is left to the writer, so the reader never waits on the peer: a slow client must
+not keep the upstream unread (an idle timer would see silence that was not there).
+
 With no fault at all, `pump` copies bytes straight across (the fast path).
 """
 
@@ -204,6 +210,11 @@ class Link:
     write_scope: trio.CancelScope | None = None
     cut_noticed: bool = False
     """A timer's stop was seen and the write under way abandoned (see `_changed`)."""
+    writer_idle: float | None = None
+    """While the writer waits holding nothing: when it will look again by itself (inf:
+    only when woken). The reader may then write what is due (see `_write_at_once`)."""
+    backlog: _Backlog | None = None
+    """What the reader wrote only in part, for the writer to finish first."""
 
     @property
     def slots(self) -> list[FaultSlot]:
@@ -232,10 +243,12 @@ class Link:
 
     # -- the three tasks ----------------------------------------------------------------
 
-    def _changed(self) -> None:
-        """The chain moved: wake whoever may now act on it."""
+    def _changed(self, wake: bool = True) -> None:
+        """The chain moved: wake whoever may now act on it (the reader, having written
+        what was due itself, may have nothing for the writer: `wake` False)."""
         chain = self.chain
-        self.changed.unpark_all()
+        if wake:
+            self.changed.unpark_all()
         timer = chain.next_timer()
         if timer != self.clock_scope.deadline:
             self.clock_scope.deadline = timer
@@ -244,6 +257,7 @@ class Link:
         if chain.urgent and not self.cut_noticed:
             # once: what the cut lets out (a held head) is written after it, uncancelled
             self.cut_noticed = True
+            self.backlog = None  # abandoned, like a write under way
             if self.write_scope is not None:
                 self.write_scope.cancel()
 
@@ -263,13 +277,53 @@ class Link:
                     data = bytes(await receive(self.source, CHUNK))
                     if not data:
                         break
-                    chain.feed(Piece(data), trio.current_time())
-                    self._changed()
+                    now = trio.current_time()
+                    chain.feed(Piece(data), now)
+                    if self.writer_idle is not None and self.backlog is None and self.sink.nowait:
+                        self._write_at_once(now, self.writer_idle)
+                    else:
+                        self._changed()
             except _BROKEN as error:
                 chain.source_end(_source_failed(error), trio.current_time())
             else:
                 chain.source_end(Stop("end"), trio.current_time())
             self._changed()
+
+    def _write_at_once(self, now: float, writer_looks_at: float) -> None:
+        """The reader's write, while the writer holds nothing: the data due now, as far as
+        the socket takes it without waiting. The rest, and anything that needs more than a
+        plain write (a stop, a head, a write timeout to watch), is the writer's."""
+        chain = self.chain
+        if chain.urgent or chain.write_watchdog() is not None:
+            self._changed()
+            return
+        pieces = [piece for piece in chain.take_due(now, plain=True).pieces if piece.data]
+        if pieces:
+            write = pieces[0] if len(pieces) == 1 else Piece(b"".join(p.data for p in pieces))
+            try:
+                rest = self.sink.send_nowait(write)
+            except _BROKEN as error:
+                self.backlog = _Backlog(b"", pieces, error)
+            else:
+                if rest:
+                    self.backlog = _Backlog(rest, pieces)
+                elif self.observe is not None:
+                    self.observe(pieces)
+        wake = self.backlog is not None or chain.next_output() < writer_looks_at
+        self._changed(wake)
+
+    async def _write_backlog(self, backlog: _Backlog) -> LinkResult | None:
+        """Finish the write the reader began (a timer's cut abandons it, as any write)."""
+        self.backlog = None
+        if backlog.error is not None:
+            return LinkResult("sink-error", error=backlog.error)
+        try:
+            await self.sink.send_rest(backlog.rest)
+        except _BROKEN as error:
+            return LinkResult("sink-error", error=error)
+        if self.observe is not None:
+            self.observe(backlog.pieces)
+        return None
 
     async def _clock(self) -> None:
         while True:
@@ -299,17 +353,25 @@ class Link:
         while True:
             if scope is not None and scope.cancel_called:
                 return None  # woken before the cancel landed: start over in a fresh scope
+            if self.backlog is not None:
+                failed = await self._write_backlog(self.backlog)
+                if failed is not None:
+                    return failed
             due = chain.take_due(trio.current_time())
             self._changed()
             if due.stop is not None:
                 return due.stop
             if not due.pieces:
                 due_at = chain.next_output()
-                if due_at == math.inf:
-                    await self.changed.park()
-                else:
-                    with trio.move_on_at(due_at):
+                self.writer_idle = due_at
+                try:
+                    if due_at == math.inf:
                         await self.changed.park()
+                    else:
+                        with trio.move_on_at(due_at):
+                            await self.changed.park()
+                finally:
+                    self.writer_idle = None
                 continue
             failed = await self._write_pieces(due.pieces)
             if failed is not None:
@@ -365,6 +427,15 @@ class Link:
         with contextlib.suppress(*_BROKEN):
             await self.sink.stop(stop.kind, stop.status, stop.detail)
         return LinkResult(stop.kind, stop.origin, stop.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class _Backlog:
+    """The part of a write the socket did not take at once (or the error it raised)."""
+
+    rest: bytes | memoryview
+    pieces: list[Piece]
+    error: BaseException | None = None
 
 
 def _writes(pieces: list[Piece]) -> list[tuple[Piece, list[Piece]]]:

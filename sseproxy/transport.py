@@ -30,6 +30,8 @@ __all__ = [
     "send_all",
     "stream_error",
     "upstream_error",
+    "write_nowait",
+    "writes_nowait",
 ]
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -42,6 +44,17 @@ class Sink(Protocol):
     """Where a link writes pieces, and how it finishes: end cleanly, close, or reset."""
 
     async def send(self, piece: Piece) -> None: ...
+
+    @property
+    def nowait(self) -> bool:
+        """Whether `send_nowait` can write (a plain socket; not TLS, not memory streams)."""
+
+    def send_nowait(self, piece: Piece) -> bytes | memoryview:
+        """Write a data piece as far as the peer takes it without waiting, and return
+        what is still to go, as it goes on the wire (for `send_rest`)."""
+
+    async def send_rest(self, rest: bytes | memoryview) -> None:
+        """Write what `send_nowait` left, as is."""
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         """Finish: "end" cleanly (HTTP: terminating chunk; TCP: FIN), "close" without a
@@ -74,19 +87,30 @@ async def send_all(stream: trio.abc.SendStream, data: bytes | memoryview) -> Non
     """`stream.send_all(data)`, without a trip through the scheduler when the socket
     takes all of it at once (the common case for an event): the link's next read is the
     checkpoint. Only one task may write to a stream, as with trio's own `send_all`."""
-    if type(stream) is trio.SocketStream and data:
+    rest = write_nowait(stream, data) if data else data
+    if rest or not data:
+        await stream.send_all(rest)
+
+
+def write_nowait(stream: trio.abc.SendStream, data: bytes | memoryview) -> bytes | memoryview:
+    """Write what a plain socket takes at once, without waiting; returns the rest (all of
+    `data` for any other stream, or a closed or shut one: `send_all` then says why)."""
+    if type(stream) is trio.SocketStream:
         sock = stream.socket
         if not sock.did_shutdown_SHUT_WR and sock.fileno() >= 0:
             try:
                 sent = os.write(sock.fileno(), data)
             except BlockingIOError:
-                sent = 0
+                return data
             except OSError as error:
                 raise stream_error(error) from error
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
-    await stream.send_all(data)
+            return b"" if sent == len(data) else memoryview(data)[sent:]
+    return data
+
+
+def writes_nowait(stream: trio.abc.SendStream) -> bool:
+    """Whether `write_nowait` can write to `stream` at all (a plain socket)."""
+    return type(stream) is trio.SocketStream
 
 
 def stream_error(error: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
@@ -127,6 +151,16 @@ class StreamSink:
     async def send(self, piece: Piece) -> None:
         if piece.data:
             await send_all(self.stream, piece.data)
+
+    @property
+    def nowait(self) -> bool:
+        return writes_nowait(self.stream)
+
+    def send_nowait(self, piece: Piece) -> bytes | memoryview:
+        return write_nowait(self.stream, piece.data)
+
+    async def send_rest(self, rest: bytes | memoryview) -> None:
+        await send_all(self.stream, rest)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         await {"end": self.end, "close": self.close, "reset": self.reset}[kind]()

@@ -184,8 +184,10 @@ class EngineMachine(RuleBasedStateMachine):
             self.stopped_at = self.now
 
     @precondition(lambda self: self.ended_at is None)
-    @rule(data=chunks, dt=times)
-    def feed(self, data: bytes, dt: float) -> None:
+    @rule(data=chunks, dt=times, plain=st.booleans())
+    def feed(self, data: bytes, dt: float, plain: bool) -> None:
+        """`plain`: the link's reader first writes what one plain write carries (see
+        `Link._write_at_once`), and the writer takes the rest."""
         self.now += dt
         self.chain.tick(self.now)
         if not self.chain.wants_input():
@@ -193,6 +195,10 @@ class EngineMachine(RuleBasedStateMachine):
             return
         self.chain.feed(Piece(data), self.now)
         self.sent += data
+        if plain and not self.blocked and self.stop is None:
+            for piece in self.chain.take_due(self.now, plain=True).pieces:
+                assert piece.head is None and not piece.boundary
+                self.received += piece.data
         self._take()
 
     @rule(dt=times)

@@ -86,6 +86,28 @@ def writes(steps: Sequence[Step], *, eof_at: float | None = None) -> Script:
     return script
 
 
+def memory_pair() -> tuple[trio.abc.Stream, trio.abc.Stream]:
+    return trio.testing.memory_stream_pair()
+
+
+def socket_pair() -> tuple[trio.abc.Stream, trio.abc.Stream]:
+    """Connected Unix sockets: a write is readable at once, so virtual time still holds,
+    and the link's reader can write what is due itself (`Link._write_at_once`)."""
+    one, two = trio.socket.socketpair()
+    return trio.SocketStream(one), trio.SocketStream(two)
+
+
+PAIRS: list[Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]]] = [memory_pair]
+
+
+@pytest.fixture(autouse=True, params=[memory_pair, socket_pair], ids=["memory", "socket"])
+def pair_kind(request: pytest.FixtureRequest) -> Any:
+    """Every test that uses `drive` runs over memory streams and over sockets."""
+    PAIRS[0] = request.param
+    yield request.param
+    PAIRS[0] = memory_pair
+
+
 async def drive(
     slots: Sequence[FaultSlot],
     script: Script,
@@ -94,8 +116,8 @@ async def drive(
     source: trio.abc.ReceiveStream | None = None,
 ) -> Run:
     """Run one link from a scripted source to a traced sink; return what happened."""
-    feed, link_end = trio.testing.memory_stream_pair()
-    sink_end, far = trio.testing.memory_stream_pair()
+    feed, link_end = PAIRS[0]()
+    sink_end, far = PAIRS[0]()
     sink = TracingSink(sink_end)
     observed: list[Piece] = []
     arrivals: list[Step] = []
@@ -319,8 +341,8 @@ async def idle_script(feed: trio.abc.Stream) -> None:
 async def test_fast_path_copies_bytes_exactly_and_ends_with_eof(autojump_clock: Any) -> None:
     chunks = [bytes(range(256)), b"", b"\r\n\r\n", b"x" * 100_000]
     steps = [(float(i), chunk) for i, chunk in enumerate(chunks) if chunk]
-    feed, link_end = trio.testing.memory_stream_pair()
-    sink_end, far = trio.testing.memory_stream_pair()
+    feed, link_end = PAIRS[0]()
+    sink_end, far = PAIRS[0]()
     sink = TracingSink(sink_end)
     observed: list[Piece] = []
     async with trio.open_nursery() as nursery:
