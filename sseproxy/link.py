@@ -85,6 +85,7 @@ async def pump(
     to splice(2) (`sseproxy.splice`)."""
     stop = Stop("end", None)
     spliceable = count is not None and _sockets(source, sink) is not None
+    nowait = sink.nowait  # a plain socket: write without a coroutine per layer
     try:
         if head is not None:
             await _send(sink, Piece(b"", head=await head()))
@@ -93,7 +94,10 @@ async def pump(
             if not data:
                 break
             piece = Piece(data)
-            await _send(sink, piece)
+            if not nowait:
+                await _send(sink, piece)
+            elif rest := _send_nowait(sink, piece):
+                await _send_rest(sink, rest)
             if observe is not None:
                 observe([piece])
             if spliceable and len(data) >= BULK:
@@ -152,6 +156,20 @@ async def _send(sink: Sink, piece: Piece) -> None:
     """Write to the sink, telling its failures apart from the source's."""
     try:
         await sink.send(piece)
+    except _BROKEN as error:
+        raise _SinkFailed(error) from error
+
+
+def _send_nowait(sink: Sink, piece: Piece) -> bytes | memoryview:
+    try:
+        return sink.send_nowait(piece)
+    except _BROKEN as error:
+        raise _SinkFailed(error) from error
+
+
+async def _send_rest(sink: Sink, rest: bytes | memoryview) -> None:
+    try:
+        await sink.send_rest(rest)
     except _BROKEN as error:
         raise _SinkFailed(error) from error
 
