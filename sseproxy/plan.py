@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from sseproxy.faults.base import draws_for
 from sseproxy.link import FaultSlot
 from sseproxy.scenario import RequestInfo, Scenario
 
@@ -102,16 +103,17 @@ class Plan:
         self.picked[index] += 1
         if spec.first is not None and self.picked[index] > spec.first:
             return chains
-        draw = random.Random(f"{self.seed}:{number}:{index}")
-        if draw.random() >= spec.probability:
-            return chains
+        if spec.probability < 1:
+            draw = random.Random(f"{self.seed}:{number}:{index}")
+            if draw.random() >= spec.probability:
+                return chains
         until = self.started + spec.window.end
         since = max(self.started + spec.window.start, opened + spec.after, now)
         if since >= until:
             return chains
         directions = ("down", "up") if spec.direction == "both" else (spec.direction,)
         for direction in directions:
-            rng = random.Random(f"{self.seed}:{number}:{index}:{direction}")
+            rng = draws_for(spec.fault_class, f"{self.seed}:{number}:{index}:{direction}")
             slot = FaultSlot(spec.name, spec.fault_class(spec.settings, rng), since, until)
             (chains.down if direction == "down" else chains.up).append(slot)
         return chains

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from typing import Any
 
 import hypothesis.strategies as st
@@ -27,7 +26,7 @@ from hypothesis.stateful import (
 
 from sseproxy.engine import DEFAULT_CAPACITY, Chain, FaultSlot, Stop
 from sseproxy.faults import all_faults
-from sseproxy.faults.base import Fault, Piece
+from sseproxy.faults.base import Fault, Piece, draws_for
 from sseproxy.scenario import FaultSpec
 from sseproxy.sse import Framer
 from sseproxy.strategies import faults
@@ -133,7 +132,7 @@ class EngineMachine(RuleBasedStateMachine):
     def _slot(self, spec: FaultSpec, seed: int, window: tuple[float, float] | None) -> FaultSlot:
         self.names += 1
         self.kinds.append((spec.type, spec.settings))
-        fault = spec.fault_class(spec.settings, random.Random(seed))
+        fault = spec.fault_class(spec.settings, draws_for(spec.fault_class, str(seed)))
         slot = FaultSlot(f"{spec.type}-{self.names}", fault)
         if window is not None:
             slot.active_from, slot.active_until = window

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from sseproxy.faults.base import NO_DRAWS
 from sseproxy.faults.latency import Latency
 from sseproxy.plan import Chains, Plan
 from sseproxy.scenario import RequestInfo, parse_scenario
@@ -211,3 +212,22 @@ def test_chain_order_follows_the_scenario() -> None:
     chains = plan(faults).chains(1, SSE, STARTED)
     assert [slot.name for slot in chains.down] == ["z", "a", "reset"]
     assert chains.names() == ["a", "reset", "z"]
+
+
+def test_only_a_fault_that_draws_gets_a_generator_of_its_own() -> None:
+    """A Mersenne Twister is 2.5 KB per stream: an idle timer has no use for one."""
+    faults = fault('timeout = "1s"', "idle-timeout") + fault(
+        "size = '10B'\nvariation = '5B'", "slicer"
+    )
+    idle, slicer = plan(faults).chains(1, SSE, STARTED).down
+    assert idle.fault.rng is NO_DRAWS
+    assert slicer.fault.rng is not NO_DRAWS
+    again = plan(faults).chains(1, SSE, STARTED).down[1]
+    assert again.fault.rng.random() == slicer.fault.rng.random()  # seeded per stream
+
+
+def test_a_draw_without_declaring_it_is_refused_loudly() -> None:
+    with pytest.raises(AssertionError, match="uses_random"):
+        NO_DRAWS.uniform(0, 1)
+    with pytest.raises(AssertionError, match="uses_random"):
+        NO_DRAWS.randint(1, 10)

@@ -9,7 +9,6 @@ Each example is one `trio.run` in virtual time (an autojump `MockClock`).
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sseproxy.faults.base import draws_for
 from sseproxy.journal import Journal, Record
 from sseproxy.proxy import Proxy, ProxySettings, Upstream
 from sseproxy.sse import Framer
@@ -230,7 +230,7 @@ def test_http_with_framing_relays_the_body_exactly(
 def test_the_framing_scenario_does_frame() -> None:
     """The property above is about framing only if this fault makes the link frame."""
     (spec,) = scenario_of(FRAMING).faults
-    fault = spec.fault_class(spec.settings, random.Random(0))
+    fault = spec.fault_class(spec.settings, draws_for(spec.fault_class, "0"))
     assert fault.needs_events()
 
 

@@ -17,6 +17,7 @@ from sseproxy.params import Param
 from sseproxy.sse import Block, Event
 
 __all__ = [
+    "NO_DRAWS",
     "Action",
     "Close",
     "Deliver",
@@ -27,6 +28,7 @@ __all__ = [
     "Reset",
     "ResponseHead",
     "Wake",
+    "draws_for",
 ]
 
 
@@ -147,6 +149,11 @@ class Fault:
     events): an HTTP proxy then drops the upstream's Content-Length and frames the body
     itself (chunked), as nginx does when a filter changes a response."""
 
+    uses_random: ClassVar[bool] = False
+    """True when the fault draws random numbers. Only then does it get a generator of
+    its own, seeded for its stream: a Mersenne Twister holds 2.5 KB, which every idle
+    stream would pay. The others get `NO_DRAWS`."""
+
     response_started = False
     """Set by the link once a response head has passed this fault's place in the chain
     (also while the fault was inactive): a fault activated later knows it came too late."""
@@ -221,3 +228,22 @@ class Fault:
     def stop(self, now: float) -> list[Action]:
         """The fault's window closed: hand back anything it holds (delivered in order)."""
         return []
+
+
+class _NoDraws(random.Random):
+    """The generator of a fault that declares no `uses_random`: a draw is a bug in that
+    declaration, and says so instead of drawing from a stream shared by every fault."""
+
+    def random(self) -> float:
+        raise AssertionError("a fault drew a random number without declaring uses_random")
+
+    def getrandbits(self, k: int, /) -> int:
+        raise AssertionError("a fault drew a random number without declaring uses_random")
+
+
+NO_DRAWS: random.Random = _NoDraws(0)
+
+
+def draws_for(fault_class: type[Fault], seed: str) -> random.Random:
+    """The generator a fault of `fault_class` gets for the stream `seed` names."""
+    return random.Random(seed) if fault_class.uses_random else NO_DRAWS

@@ -22,6 +22,7 @@ from sseproxy.params import Param
 @register
 class DelayEvents(Fault):
     name = "delay-events"
+    uses_random = True
     summary = "Delay matching SSE blocks by `delay` ± `jitter`; later blocks queue behind them."
     params = (
         Param("delay", "duration", "How late each matching block arrives.", minimum=0),

@@ -84,6 +84,7 @@ def _comment_only(raw: bytes) -> bool:
 @register
 class DropEvents(Fault):
     name = "drop-events"
+    uses_random = True
     resizes_body = True
     summary = "Drop matching SSE blocks (by event type, id, data or comments), maybe at a `rate`."
     params = BlockMatch.params

@@ -19,6 +19,7 @@ from sseproxy.params import Param
 @register
 class Latency(Fault):
     name = "latency"
+    uses_random = True
     summary = "Delay every piece by `delay` ± `jitter`, keeping order (a slow network path)."
     params = (
         Param("delay", "duration", "How late each piece arrives.", default=0.2, minimum=0),

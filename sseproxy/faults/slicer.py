@@ -25,6 +25,7 @@ from sseproxy.units import format_size
 @register
 class Slicer(Fault):
     name = "slicer"
+    uses_random = True
     summary = "Split the stream into slices of `size` ± `variation` bytes, `delay` apart."
     params = (
         Param("size", "size", "Average slice size.", default=16, minimum=1),
