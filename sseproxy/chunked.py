@@ -207,6 +207,8 @@ class ChunkedBody:
     what the upstream had already sent past the head, which is where the body starts.
     """
 
+    __slots__ = ("dechunker", "queued", "stream")  # one per idle stream, for its whole life
+
     def __init__(self, stream: trio.abc.ReceiveStream, unread: bytes, closed: bool, limit: int):
         self.stream = stream
         self.dechunker = Dechunker(limit)
@@ -235,6 +237,8 @@ class LengthBody:
     copies every read through its receive buffer), with the contract of `ChunkedBody`.
     Bytes past the length are ignored, as h11 leaves them unread: the upstream connection
     is not reused."""
+
+    __slots__ = ("left", "length", "queued", "stream")  # as ChunkedBody's
 
     def __init__(self, stream: trio.abc.ReceiveStream, length: int, unread: bytes, closed: bool):
         self.stream = stream

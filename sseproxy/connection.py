@@ -7,11 +7,14 @@ it and why is an `Outcome`, in the journal's fixed vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import trio
 
+from sseproxy.engine import FiredHook
 from sseproxy.journal import Tally
 from sseproxy.link import HeadError, Link, LinkResult
 from sseproxy.scenario import RequestInfo
@@ -28,6 +31,8 @@ __all__ = ["Connection", "Garbled", "Outcome", "Truncated", "outcome_of"]
 Direction = Literal["down", "up"]
 FAREWELL = 0.2
 """Seconds a stopping proxy gives each connection to end its response cleanly."""
+_NOT_LIVE: Mapping[Direction, set[Link]] = MappingProxyType({})
+"""`Connection.links` when faults cannot change live: no link registers anywhere."""
 
 
 class Truncated(trio.BrokenResourceError):
@@ -38,7 +43,7 @@ class Garbled(trio.BrokenResourceError):
     """The peer broke the HTTP protocol."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """Who ended an exchange or connection and why, in the journal's vocabulary."""
 
@@ -89,9 +94,36 @@ def _is_cancellation(error: BaseException) -> bool:
 
 
 class Connection:
-    """Base of `HttpConnection` and `TcpConnection`: subclasses implement `serve`."""
+    """Base of `HttpConnection` and `TcpConnection`: subclasses implement `serve`.
+
+    With slots, as its subclasses: an idle stream keeps its connection for as long as
+    it lasts, and an instance dictionary of twenty-odd attributes is a few hundred bytes.
+    """
+
+    __slots__ = (
+        "attempt",
+        "client_address",
+        "decided",
+        "down",
+        "id",
+        "killed",
+        "links",
+        "member",
+        "number",
+        "opened",
+        "proxy",
+        "request",
+        "scope",
+        "started",
+        "stream",
+        "up",
+    )
 
     mode = "?"
+    own_scope: ClassVar[bool] = False
+    """True: `serve` makes `scope` itself (TCP: the cancel scope of the nursery that runs
+    its two directions, which `serve` opens first thing), and `run` adds none around it.
+    A cancel scope in force costs about 650 bytes for as long as a stream lasts."""
 
     def __init__(self, proxy: Proxy, stream: trio.abc.Stream, conn_id: str, client: str):
         self.proxy = proxy
@@ -101,7 +133,7 @@ class Connection:
         self.opened = trio.current_time()
         self.down = Tally(
             on_event=self._event if proxy.settings.journal_events else None,
-            on_note=lambda detail: self.write("note", direction="down", detail=detail),
+            on_note=self._note,
         )
         self.up = Tally()
         self.number = 0
@@ -113,8 +145,14 @@ class Connection:
         """The pool member serving the current exchange (TCP: the connection)."""
         self.attempt: Attempt | None = None
         """The pool's walk for the current exchange (see `sseproxy.upstreams`)."""
-        self.links: dict[Direction, set[Link]] = {"down": set(), "up": set()}
+        self.links: Mapping[Direction, set[Link]] = (
+            {"down": set(), "up": set()} if proxy.settings.live else _NOT_LIVE
+        )
+        """The links running, by direction, so faults can be added and retired live
+        (`ProxySettings.live`; else empty, and `links.get` gives a link no set to join:
+        about 500 bytes less per idle stream)."""
         self.scope = trio.CancelScope()
+        """What `kill` cancels: everything `serve` does runs inside it."""
         self.killed: str | None = None
         self.decided: Outcome | None = None
         """A fault's stop, from the moment it decided: it is the cause even if the peer
@@ -123,18 +161,29 @@ class Connection:
     def write(self, kind: str, **fields: Any) -> None:
         self.proxy.journal.write(kind, self.id, **fields)
 
-    def fired(self, direction: str) -> Any:
-        """The link's hook: a fault changed the stream's fate (or left a note)."""
+    def fired(self, direction: Direction) -> FiredHook:
+        """The link's hook: a fault changed the stream's fate (or left a note).
 
-        def hook(name: str, action: str, detail: str) -> None:
-            self.write("fault", fault=name, action=action, detail=detail, direction=direction)
-            if action in ("end", "close", "reset") and self.decided is None:
-                self.decided = Outcome("proxy", name, detail, keep_alive=action == "end")
+        A bound method rather than a closure: every link holds its hook while it runs,
+        and a bound method is a third of a closure's size."""
+        return self._fired_down if direction == "down" else self._fired_up
 
-        return hook
+    def _fired_down(self, name: str, action: str, detail: str) -> None:
+        self._fired("down", name, action, detail)
+
+    def _fired_up(self, name: str, action: str, detail: str) -> None:
+        self._fired("up", name, action, detail)
+
+    def _fired(self, direction: Direction, name: str, action: str, detail: str) -> None:
+        self.write("fault", fault=name, action=action, detail=detail, direction=direction)
+        if action in ("end", "close", "reset") and self.decided is None:
+            self.decided = Outcome("proxy", name, detail, keep_alive=action == "end")
 
     def _event(self, event: Event, size: int) -> None:
         self.write("event", id=event.id or None, type=event.type, size=size)
+
+    def _note(self, detail: str) -> None:
+        self.write("note", direction="down", detail=detail)
 
     async def serve(self) -> Outcome:
         raise NotImplementedError
@@ -159,8 +208,11 @@ class Connection:
         )
         final = Outcome("client", "client-closed")
         try:
-            with self.scope:
+            if self.own_scope:
                 final = await self.serve()
+            else:
+                with self.scope:
+                    final = await self.serve()
             if self.killed is not None:
                 final = self.killed_outcome()
         except BaseException as error:

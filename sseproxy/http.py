@@ -15,7 +15,7 @@ upstream is contacted is in `http_checks`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import h11
@@ -61,6 +61,13 @@ def _has_body(request: h11.Request) -> bool:
     headers = dict(request.headers)
     length = headers.get(b"content-length", b"0").strip()
     return b"transfer-encoding" in headers or length != b"0"
+
+
+def _read_end(conn: h11.Connection) -> None:
+    """Read the end of a request without a body, in a frame of its own: the exchange's
+    frames keep their locals for as long as the response goes on."""
+    end = conn.next_event()
+    assert type(end) is h11.EndOfMessage, end
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
@@ -198,6 +205,7 @@ class HttpConnection(Connection):
     """One client connection: requests in a keep-alive loop, each relayed to the upstream."""
 
     mode = "http"
+    __slots__ = ("answered", "conn", "max_head", "method", "requests", "settled")
 
     def __init__(self, proxy: Proxy, stream: trio.abc.Stream, conn_id: str, client: str):
         super().__init__(proxy, stream, conn_id, client)
@@ -355,13 +363,11 @@ class HttpConnection(Connection):
         self.settled = self.decided = None
         call = UpstreamCall(self, request, chains, started)
         if not _has_body(request):  # read its end now: keep-alive then survives an early answer
-            end = self.conn.next_event()
-            assert type(end) is h11.EndOfMessage, end
+            _read_end(self.conn)
             call.body_read = True
         try:
             async with trio.open_nursery() as nursery:
                 call.nursery = nursery
-                nursery.start_soon(self._watch_client, call.request_read, nursery.cancel_scope)
                 result = await run_link(
                     call,
                     ResponseSink(self, call),
@@ -369,7 +375,7 @@ class HttpConnection(Connection):
                     observe=self.down.observe,
                     fired=self.fired("down"),
                     head=call.head,
-                    live=self.links["down"] if self.proxy.settings.live else None,
+                    live=self.links.get("down"),
                 )
                 self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
             return self.settled or Outcome("proxy", "shutdown")
@@ -383,9 +389,11 @@ class HttpConnection(Connection):
             self.settled = self.decided or outcome
         scope.cancel()
 
-    async def _watch_client(self, request_read: trio.Event, scope: trio.CancelScope) -> None:
-        """Notice a client that goes away mid-response (as nginx does), not only on write."""
-        await request_read.wait()
+    async def _watch_client(self, scope: trio.CancelScope) -> None:
+        """Notice a client that goes away mid-response (as nginx does), not only on write.
+
+        It starts once the request is read whole (`UpstreamCall.request_sent`): until then
+        the client's bytes are the request body's."""
         buffered = 0
         while buffered < _WATCH_LIMIT:
             try:
@@ -410,7 +418,27 @@ class UpstreamCall(trio.abc.ReceiveStream):
 
     `head` connects, forwards the request (starting the up link for its body) and reads
     the response head; `receive_some` then reads the response body.
+
+    An idle stream keeps one for as long as it lasts, so it keeps little: slots, no
+    upstream h11 connection once a chunked or Content-Length body is read without it
+    (about 1 KiB), and no task or event until the request has been read whole.
     """
+
+    __slots__ = (
+        "body",
+        "body_read",
+        "client",
+        "conn",
+        "down_slots",
+        "head_read",
+        "nursery",
+        "request",
+        "spent",
+        "started",
+        "stream",
+        "up_slots",
+        "where",
+    )
 
     def __init__(
         self, client: HttpConnection, request: h11.Request, chains: Chains, started: float
@@ -420,10 +448,11 @@ class UpstreamCall(trio.abc.ReceiveStream):
         self.up_slots: list[FaultSlot] = chains.up
         self.down_slots: list[FaultSlot] = chains.down
         self.started = started
-        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=client.max_head)
+        self.conn: h11.Connection | None = None
+        """The upstream's h11 connection, kept after the response head only for a body
+        that h11 reads (one that ends with the connection, or none at all)."""
         self.stream: trio.abc.Stream | None = None
         self.nursery: trio.Nursery | None = None
-        self.request_read = trio.Event()
         self.body_read = False
         self.head_read = False
         """The response head came from the upstream (not from a fault)."""
@@ -451,19 +480,26 @@ class UpstreamCall(trio.abc.ReceiveStream):
             **member_fields(proxy, self.client),
             connect_time=connect_time,
         )
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.client.max_head)
         try:
-            await stream.send_all(self.conn.send(self._request()) or b"")
+            await stream.send_all(conn.send(self._request()) or b"")
         except _BROKEN as error:
             raise HeadError(
                 502, f"upstream {self.where} failed: {error}", reason_of(error, "upstream")
             ) from error
         if self.body_read:  # no body: nothing to carry up
-            await stream.send_all(self.conn.send(h11.EndOfMessage()) or b"")
-            self.request_read.set()
+            await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+            self.request_sent()
         else:
             assert self.nursery is not None
-            self.nursery.start_soon(self._upload, stream)
-        return await self._response_head(stream)
+            self.nursery.start_soon(self._upload, conn, stream)
+        return await self._response_head(conn, stream)
+
+    def request_sent(self) -> None:
+        """The request is read whole: from now on the client is watched for going away
+        (`HttpConnection._watch_client`), in the exchange's nursery."""
+        assert self.nursery is not None
+        self.nursery.start_soon(self.client._watch_client, self.nursery.cancel_scope)
 
     def _request(self) -> h11.Request:
         request = self.request
@@ -480,13 +516,13 @@ class UpstreamCall(trio.abc.ReceiveStream):
                 headers = slot.fault.request_headers(headers)
         return h11.Request(method=request.method, target=request.target, headers=headers)
 
-    async def _response_head(self, stream: trio.abc.Stream) -> ResponseHead:
+    async def _response_head(self, conn: h11.Connection, stream: trio.abc.Stream) -> ResponseHead:
         where = self.where
         while True:
             try:
-                event = await _next_event(self.conn, stream)
+                event = await _next_event(conn, stream)
             except h11.RemoteProtocolError as error:
-                unread, closed = self.conn.trailing_data
+                unread, closed = conn.trailing_data
                 if closed and not unread:
                     raise HeadError(
                         502,
@@ -525,33 +561,38 @@ class UpstreamCall(trio.abc.ReceiveStream):
             self.head_read = True
             # A chunked or Content-Length body is read without h11: it stops here for the
             # response (it stays in SEND_BODY: nothing reads its state again; the
-            # connection closes after the exchange)
+            # connection closes after the exchange, and the up link keeps its own reference
+            # while it sends a request body)
             self.body = fast_body(
-                self.request.method, event, stream, self.conn.trailing_data, self.client.max_head
+                self.request.method, event, stream, conn.trailing_data, self.client.max_head
             )
+            if self.body is None:
+                self.conn = conn
             return ResponseHead(event.status_code, tuple(headers), bytes(event.reason))
 
-    async def _upload(self, stream: trio.abc.Stream) -> None:
+    async def _upload(self, conn: h11.Connection, stream: trio.abc.Stream) -> None:
         client = self.client
         assert self.nursery is not None
         scope = self.nursery.cancel_scope
         result = await run_link(
             BodySource(client.conn, client.stream, lambda outcome: client.settle(outcome, scope)),
-            BodySink(self.conn, stream),
+            BodySink(conn, stream),
             self.up_slots,
             observe=client.up.observe,
             fired=client.fired("up"),
-            live=client.links["up"] if client.proxy.settings.live else None,
+            live=client.links.get("up"),
         )
-        self.request_read.set()
+        self.request_sent()
         if result.kind != "end" or result.origin is not None:
             client.settle(outcome_of(result, "client", "upstream"), scope)
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        assert self.stream is not None
+    def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes]:
+        """The body's next read. Not `async`: it hands back the body reader's own
+        coroutine, so a read waiting on an idle stream holds one frame fewer."""
         if self.body is not None:
-            return await self.body.read()
-        return await _read_body(self.conn, self.stream)
+            return self.body.read()
+        assert self.conn is not None and self.stream is not None
+        return _read_body(self.conn, self.stream)
 
     async def aclose(self) -> None:
         if self.stream is not None:

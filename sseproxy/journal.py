@@ -228,13 +228,14 @@ class JournalReader:
             self._stop = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     """What crossed one direction: bytes, and SSE events when framing is switched on.
 
     Gaps are what idle timeouts see: the longest silence between bytes (and between
     events), counting from `start` and up to the moment of the summary, so the silence
-    that got a stream cut is included.
+    that got a stream cut is included. Every connection has two for its whole life, hence
+    the slots.
     """
 
     framer: Framer | None = None

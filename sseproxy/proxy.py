@@ -156,8 +156,9 @@ class Proxy:
         for connection in list(self.live.values()):
             for name, spec in old.items():
                 if new.get(name) != spec:
-                    for link in connection.links["down"] | connection.links["up"]:
-                        link.retire(name)
+                    for links in connection.links.values():
+                        for link in links:
+                            link.retire(name)
             for index, spec in enumerate(scenario.faults):
                 if old.get(spec.name) == spec or connection.number == 0:
                     continue
@@ -173,7 +174,7 @@ class Proxy:
                     member=connection.member,
                 )
                 for direction, slots in (("down", chains.down), ("up", chains.up)):
-                    for link in connection.links[direction]:  # type: ignore[index]
+                    for link in connection.links.get(direction, ()):  # type: ignore[call-overload]
                         for slot in slots:
                             link.add(slot)
 

@@ -22,7 +22,17 @@ __all__ = ["TcpConnection"]
 
 
 class TcpConnection(Connection):
+    """A client connection relayed byte for byte to one upstream connection.
+
+    The down direction runs in the connection's own task, inside the nursery whose
+    cancel scope is the connection's `scope` (see `Connection.own_scope`); only the up
+    direction gets a task of its own. An idle stream then holds one task and one cancel
+    scope fewer (about 2.5 KiB) than with a task per direction under a scope of its own.
+    """
+
     mode = "tcp"
+    own_scope = True
+    __slots__ = ("first_end", "settled", "upstream")
 
     def __init__(self, proxy: Proxy, stream: trio.abc.Stream, conn_id: str, client: str):
         super().__init__(proxy, stream, conn_id, client)
@@ -31,26 +41,28 @@ class TcpConnection(Connection):
         self.settled: Outcome | None = None
 
     async def serve(self) -> Outcome:
-        self.number = self.proxy.next_exchange()
-        member = choose(self.proxy, self, {}, "")
-        chains = self.proxy.plan.chains(self.number, None, self.opened, member=member)
-        if chains.names():
-            self.write("faults", req=self.number, faults=chains.names())
-        try:
-            asked = trio.current_time()
-            upstream, where = await open_upstream(self.proxy, self, chains.down)
-            self.upstream = upstream
-        except UpstreamError as error:
-            return Outcome(error.by, error.reason, str(error))
-        connect_time = round(trio.current_time() - asked, 6)
-        fields = member_fields(self.proxy, self)
-        self.write("upstream", upstream=str(where), **fields, connect_time=connect_time)
-        self.down.begin(None)
-        self.up.begin(None)
         async with trio.open_nursery() as nursery:
-            scope = nursery.cancel_scope
-            nursery.start_soon(self._direction, upstream, self.stream, chains.down, "down", scope)
-            nursery.start_soon(self._direction, self.stream, upstream, chains.up, "up", scope)
+            if self.scope.cancel_called:  # killed before it started (a journal subscriber)
+                nursery.cancel_scope.cancel()
+            self.scope = nursery.cancel_scope
+            self.number = self.proxy.next_exchange()
+            member = choose(self.proxy, self, {}, "")
+            chains = self.proxy.plan.chains(self.number, None, self.opened, member=member)
+            if chains.names():
+                self.write("faults", req=self.number, faults=chains.names())
+            try:
+                asked = trio.current_time()
+                upstream, where = await open_upstream(self.proxy, self, chains.down)
+                self.upstream = upstream
+            except UpstreamError as error:
+                return Outcome(error.by, error.reason, str(error))
+            connect_time = round(trio.current_time() - asked, 6)
+            fields = member_fields(self.proxy, self)
+            self.write("upstream", upstream=str(where), **fields, connect_time=connect_time)
+            self.down.begin(None)
+            self.up.begin(None)
+            nursery.start_soon(self._direction, self.stream, upstream, chains.up, "up")
+            await self._direction(upstream, self.stream, chains.down, "down")
         return self.settled or self.first_end or Outcome("client", "client-closed")
 
     async def cleanup(self) -> None:
@@ -63,7 +75,6 @@ class TcpConnection(Connection):
         sink: trio.abc.Stream,
         slots: list[FaultSlot],
         direction: Direction,
-        scope: trio.CancelScope,
     ) -> None:
         sides = ("upstream", "client") if direction == "down" else ("client", "upstream")
         tally = self.down if direction == "down" else self.up
@@ -74,7 +85,7 @@ class TcpConnection(Connection):
             observe=tally.observe,
             count=tally.count,
             fired=self.fired(direction),
-            live=self.links[direction] if self.proxy.settings.live else None,
+            live=self.links.get(direction),
         )
         if isinstance(result.error, trio.ClosedResourceError) and result.origin is None:
             return  # the other direction closed this stream: it knows why
@@ -83,4 +94,4 @@ class TcpConnection(Connection):
             return  # a half-close went through; the other direction may go on
         if self.settled is None:
             self.settled = self.decided or outcome_of(result, *sides)
-        scope.cancel()
+        self.scope.cancel()

@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import struct
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -62,7 +63,7 @@ class Sink(Protocol):
         answers `status` instead (when given)."""
 
 
-async def receive(stream: trio.abc.ReceiveStream, max_bytes: int) -> bytes | bytearray:
+def receive(stream: trio.abc.ReceiveStream, max_bytes: int) -> Awaitable[bytes | bytearray]:
     """`stream.receive_some(max_bytes)`, with one trip through the scheduler, not two.
 
     On a plain socket stream it waits for data on the socket itself and then reads it
@@ -70,16 +71,25 @@ async def receive(stream: trio.abc.ReceiveStream, max_bytes: int) -> bytes | byt
     after the data came (a second scheduler round per event), and a waiting read would
     hold about 1.5 KiB of frames and context managers, which every idle stream pays.
     Not under TLS, where the socket can be quiet while decrypted data waits.
+
+    Not `async` itself: any other stream's own `receive_some` coroutine is handed back
+    as it is, without a frame of ours around it while it waits (an HTTP response body
+    waits through `sseproxy.http.UpstreamCall`).
     """
     if type(stream) is trio.SocketStream and stream.socket.fileno() >= 0:
-        sock = stream.socket
-        await trio.lowlevel.wait_readable(sock)
-        try:
-            return os.read(sock.fileno(), max_bytes)
-        except BlockingIOError:
-            pass  # woken with nothing to read after all: wait the usual way
-        except OSError as error:
-            raise stream_error(error) from error
+        return _receive_socket(stream, max_bytes)
+    return stream.receive_some(max_bytes)
+
+
+async def _receive_socket(stream: trio.SocketStream, max_bytes: int) -> bytes | bytearray:
+    sock = stream.socket
+    await trio.lowlevel.wait_readable(sock)
+    try:
+        return os.read(sock.fileno(), max_bytes)
+    except BlockingIOError:
+        pass  # woken with nothing to read after all: wait the usual way
+    except OSError as error:
+        raise stream_error(error) from error
     return await stream.receive_some(max_bytes)
 
 
