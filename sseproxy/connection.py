@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from sseproxy.pool import Attempt
     from sseproxy.proxy import Proxy
 
-__all__ = ["Connection", "Garbled", "Outcome", "Truncated", "outcome_of"]
+__all__ = [
+    "CLIENT_CLOSED",
+    "SHUTDOWN",
+    "Connection",
+    "Garbled",
+    "Outcome",
+    "Truncated",
+    "outcome_of",
+]
 
 Direction = Literal["down", "up"]
 FAREWELL = 0.2
@@ -53,6 +61,12 @@ class Outcome:
     keep_alive: bool = False
     status: int | None = None
     """The status the proxy answers for it when no response has started (HTTP mode)."""
+
+
+CLIENT_CLOSED = Outcome("client", "client-closed")
+SHUTDOWN = Outcome("proxy", "shutdown")
+"""Outcomes that a connection's frames hold while it runs: one shared object each (they
+are frozen), rather than one per stream."""
 
 
 def outcome_of(result: LinkResult, source: str, sink: str) -> Outcome:
@@ -206,7 +220,7 @@ class Connection:
         self.write(
             "opened", mode=self.mode, listener=self.proxy.listener, **_address(self.client_address)
         )
-        final = Outcome("client", "client-closed")
+        final = CLIENT_CLOSED
         try:
             if self.own_scope:
                 final = await self.serve()

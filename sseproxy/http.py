@@ -22,7 +22,16 @@ import h11
 import trio
 
 from sseproxy.chunked import ChunkedBody, LengthBody, fast_body
-from sseproxy.connection import Connection, Garbled, Outcome, Truncated, outcome_of, reason_of
+from sseproxy.connection import (
+    CLIENT_CLOSED,
+    SHUTDOWN,
+    Connection,
+    Garbled,
+    Outcome,
+    Truncated,
+    outcome_of,
+    reason_of,
+)
 from sseproxy.faults.base import Piece, ResponseHead
 from sseproxy.http_checks import (
     CLOSES_AFTER,
@@ -55,19 +64,14 @@ __all__ = ["HttpConnection", "end_to_end"]
 
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError)
 _WATCH_LIMIT = 64 * 1024
+_WATCHER_TASK = "sseproxy.http.HttpConnection._watch_client"
+"""The watcher's task name, given so that trio does not build the same string per task."""
 
 
 def _has_body(request: h11.Request) -> bool:
     headers = dict(request.headers)
     length = headers.get(b"content-length", b"0").strip()
     return b"transfer-encoding" in headers or length != b"0"
-
-
-def _read_end(conn: h11.Connection) -> None:
-    """Read the end of a request without a body, in a frame of its own: the exchange's
-    frames keep their locals for as long as the response goes on."""
-    end = conn.next_event()
-    assert type(end) is h11.EndOfMessage, end
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> Any:
@@ -237,7 +241,9 @@ class HttpConnection(Connection):
                 if request.status is not None:
                     await self.respond(request.status, request.detail)
                 return request
-            outcome = await self.exchange(request)
+            exchange = self.exchange(request)
+            del request  # the exchange lets go of it once it is forwarded (a browser's is KiBs)
+            outcome = await exchange
             done = self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
             if not ((outcome.keep_alive or self.answered) and done):
                 return outcome
@@ -255,7 +261,7 @@ class HttpConnection(Connection):
             with trio.move_on_after(limit):
                 request = await _next_event(self.conn, self.stream)
                 if type(request) is not h11.Request:  # ConnectionClosed: the client is done
-                    return Outcome("client", "client-closed")
+                    return CLIENT_CLOSED
                 self.method = request.method
                 if head_size(request.target, list(request.headers)) > self.max_head:
                     raise h11.RemoteProtocolError("request head too large", 431)
@@ -305,15 +311,63 @@ class HttpConnection(Connection):
         self.write("response", status=status, origin="proxy")
 
     async def exchange(self, request: h11.Request) -> Outcome:
-        """One request and its response; journals `request` and `ended` records."""
+        """One request and its response; journals `request` and `ended` records.
+
+        A streaming response keeps the frames above its read for as long as it lasts, so
+        they keep little: the request goes to the `UpstreamCall`, which lets go of it once
+        it is forwarded, and the relay runs here, not in a coroutine of its own (a frame is
+        200-400 bytes)."""
         self.requests += 1
-        started = trio.current_time()
-        number = self.proxy.next_exchange()
+        self.number, self.started = self.proxy.next_exchange(), trio.current_time()
+        call = self._call(request)
+        del request  # the call has it, until it is forwarded
+        outcome = SHUTDOWN
+        try:
+            if isinstance(call, Outcome):
+                outcome = call
+            else:  # forward the request and relay the response through the fault chains
+                self.settled = self.decided = None
+                try:
+                    async with trio.open_nursery() as nursery:
+                        call.nursery = nursery
+                        result = await run_link(
+                            call,
+                            ResponseSink(self, call),
+                            call.down_slots,
+                            observe=self.down.observe,
+                            fired=self.fired("down"),
+                            head=call.head,
+                            live=self.links.get("down"),
+                        )
+                        self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
+                finally:
+                    await call.aclose()
+                outcome = self.settled or SHUTDOWN
+            if outcome.status is not None:
+                await self.respond(outcome.status, outcome.detail)
+            return outcome
+        finally:
+            release(self.proxy, self)
+            if self.killed is not None:
+                outcome = self.killed_outcome()
+            self.write(
+                "ended",
+                req=self.number,
+                by=outcome.by,
+                reason=outcome.reason,
+                detail=outcome.detail or None,
+                duration=round(trio.current_time() - self.started, 6),
+            )
+
+    def _call(self, request: h11.Request) -> UpstreamCall | Outcome:
+        """Journal the `request` record and prepare the request's forwarding (the upstream
+        member, the fault chains), or say why it is refused before any upstream is asked."""
+        number, started = self.number, self.started
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers
         }
         target = request.target.decode("latin-1")
-        info = RequestInfo(request.method.decode("latin-1"), target, headers)
+        self.request = info = RequestInfo(request.method.decode("latin-1"), target, headers)
         refusal = refusal_of(request)
         path, _, query = target.partition("?")
         member = choose(self.proxy, self, headers, query) if refusal is None else None
@@ -322,7 +376,6 @@ class HttpConnection(Connection):
             if refusal is None
             else None
         )
-        self.number, self.request, self.started = number, info, started
         self.write(
             "request",
             req=number,
@@ -335,53 +388,15 @@ class HttpConnection(Connection):
             user_agent=headers.get("user-agent"),
             faults=(chains.names() or None) if chains else None,
         )
-        outcome = Outcome("proxy", "shutdown")
-        try:
-            if chains is None:
-                assert refusal is not None
-                outcome = Outcome("client", refusal.reason, refusal.message, status=refusal.status)
-            else:
-                outcome = await self._relay(request, chains, started)
-            if outcome.status is not None:
-                await self.respond(outcome.status, outcome.detail)
-            return outcome
-        finally:
-            release(self.proxy, self)
-            if self.killed is not None:
-                outcome = self.killed_outcome()
-            self.write(
-                "ended",
-                req=number,
-                by=outcome.by,
-                reason=outcome.reason,
-                detail=outcome.detail or None,
-                duration=round(trio.current_time() - started, 6),
-            )
-
-    async def _relay(self, request: h11.Request, chains: Chains, started: float) -> Outcome:
-        """Forward the request and relay the response through the fault chains."""
-        self.settled = self.decided = None
+        if chains is None:
+            assert refusal is not None
+            return Outcome("client", refusal.reason, refusal.message, status=refusal.status)
         call = UpstreamCall(self, request, chains, started)
         if not _has_body(request):  # read its end now: keep-alive then survives an early answer
-            _read_end(self.conn)
+            end = self.conn.next_event()
+            assert type(end) is h11.EndOfMessage, end
             call.body_read = True
-        try:
-            async with trio.open_nursery() as nursery:
-                call.nursery = nursery
-                result = await run_link(
-                    call,
-                    ResponseSink(self, call),
-                    chains.down,
-                    observe=self.down.observe,
-                    fired=self.fired("down"),
-                    head=call.head,
-                    live=self.links.get("down"),
-                )
-                self.settle(outcome_of(result, "upstream", "client"), nursery.cancel_scope)
-            return self.settled or Outcome("proxy", "shutdown")
-        finally:
-            if call.stream is not None:
-                await trio.aclose_forcefully(call.stream)
+        return call
 
     def settle(self, outcome: Outcome, scope: trio.CancelScope) -> None:
         """First cause wins: record it and stop everything else in the exchange."""
@@ -407,7 +422,7 @@ class HttpConnection(Connection):
                 if self.conn.our_state in (h11.DONE, h11.MUST_CLOSE):  # the response is complete
                     self.conn.receive_data(b"")
                 else:
-                    self.settle(Outcome("client", "client-closed"), scope)
+                    self.settle(CLIENT_CLOSED, scope)
                 return
             self.conn.receive_data(bytes(data))
             buffered += len(data)
@@ -419,9 +434,10 @@ class UpstreamCall(trio.abc.ReceiveStream):
     `head` connects, forwards the request (starting the up link for its body) and reads
     the response head; `receive_some` then reads the response body.
 
-    An idle stream keeps one for as long as it lasts, so it keeps little: slots, no
-    upstream h11 connection once a chunked or Content-Length body is read without it
-    (about 1 KiB), and no task or event until the request has been read whole.
+    An idle stream keeps one for as long as it lasts, so it keeps little: slots, not the
+    client's request once forwarded, no upstream h11 connection once a chunked or
+    Content-Length body is read without it (about 1 KiB), and no task or event until the
+    request has been read whole.
     """
 
     __slots__ = (
@@ -431,6 +447,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
         "conn",
         "down_slots",
         "head_read",
+        "method",
         "nursery",
         "request",
         "spent",
@@ -444,7 +461,10 @@ class UpstreamCall(trio.abc.ReceiveStream):
         self, client: HttpConnection, request: h11.Request, chains: Chains, started: float
     ) -> None:
         self.client = client
-        self.request = request
+        self.request: h11.Request | None = request
+        """The client's request until it is forwarded (then None: a browser's head is
+        KiBs, which a long stream would keep for nothing)."""
+        self.method = request.method
         self.up_slots: list[FaultSlot] = chains.up
         self.down_slots: list[FaultSlot] = chains.down
         self.started = started
@@ -499,10 +519,14 @@ class UpstreamCall(trio.abc.ReceiveStream):
         """The request is read whole: from now on the client is watched for going away
         (`HttpConnection._watch_client`), in the exchange's nursery."""
         assert self.nursery is not None
-        self.nursery.start_soon(self.client._watch_client, self.nursery.cancel_scope)
+        self.nursery.start_soon(
+            self.client._watch_client, self.nursery.cancel_scope, name=_WATCHER_TASK
+        )
 
     def _request(self) -> h11.Request:
-        request = self.request
+        """The request to forward (and the client's is let go)."""
+        request, self.request = self.request, None
+        assert request is not None
         headers = [(n, v) for n, v in end_to_end(list(request.headers)) if n != b"host"]
         headers.insert(0, (b"host", self.where.authority.encode()))
         if any(n == b"transfer-encoding" for n, _ in request.headers):
@@ -564,7 +588,7 @@ class UpstreamCall(trio.abc.ReceiveStream):
             # connection closes after the exchange, and the up link keeps its own reference
             # while it sends a request body)
             self.body = fast_body(
-                self.request.method, event, stream, conn.trailing_data, self.client.max_head
+                self.method, event, stream, conn.trailing_data, self.client.max_head
             )
             if self.body is None:
                 self.conn = conn

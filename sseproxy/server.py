@@ -21,6 +21,8 @@ __all__ = ["default_max_connections", "listen", "parse_hostport", "peer", "serve
 
 ACCEPT_PAUSE = 0.1
 """Seconds the accept loop waits before trying again when out of descriptors."""
+_HANDLER_TASK = "sseproxy.proxy.Proxy.handle"
+"""Each connection's task name, given so that trio does not build the same string per task."""
 SPARE_DESCRIPTORS = 64
 """Descriptors kept free beyond the connections: listeners, the journal, the control API,
 connections being turned away, Python's own."""
@@ -138,4 +140,4 @@ async def _accept(proxy: Proxy, listener: trio.SocketListener, nursery: trio.Nur
         client: trio.abc.Stream = stream
         if proxy.settings.listen_tls is not None:  # the handshake: on the first read
             client = trio.SSLStream(stream, proxy.settings.listen_tls, server_side=True)
-        nursery.start_soon(proxy.handle, client, peer(stream))
+        nursery.start_soon(proxy.handle, client, peer(stream), name=_HANDLER_TASK)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from sseproxy.connection import Connection, Direction, Outcome, outcome_of
+from sseproxy.connection import CLIENT_CLOSED, Connection, Direction, Outcome, outcome_of
 from sseproxy.link import FaultSlot, run_link
 from sseproxy.transport import StreamSink, UpstreamError
 from sseproxy.upstreams import choose, member_fields, open_upstream
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sseproxy.proxy import Proxy
 
 __all__ = ["TcpConnection"]
+
+_UP_TASK = "sseproxy.tcp.TcpConnection._direction"
+"""The up direction's task name, given so that trio does not build the same string per task."""
 
 
 class TcpConnection(Connection):
@@ -61,9 +64,11 @@ class TcpConnection(Connection):
             self.write("upstream", upstream=str(where), **fields, connect_time=connect_time)
             self.down.begin(None)
             self.up.begin(None)
-            nursery.start_soon(self._direction, self.stream, upstream, chains.up, "up")
+            nursery.start_soon(
+                self._direction, self.stream, upstream, chains.up, "up", name=_UP_TASK
+            )
             await self._direction(upstream, self.stream, chains.down, "down")
-        return self.settled or self.first_end or Outcome("client", "client-closed")
+        return self.settled or self.first_end or CLIENT_CLOSED
 
     async def cleanup(self) -> None:
         if self.upstream is not None:
