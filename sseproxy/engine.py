@@ -95,7 +95,7 @@ class Stop:
     status: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class FaultSlot:
     """One fault in a chain, with the span of time it is active (the driver's clock)."""
 
