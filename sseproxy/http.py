@@ -171,7 +171,7 @@ class BodySink:
         if not data:
             return b""
         if self.chunked:
-            return b"%x\r\n%b\r\n" % (len(data), data)
+            return b"".join((b"%x\r\n" % len(data), data, b"\r\n"))  # not %b: 50x slower
         framed = self.conn.send(h11.Data(data=data)) or b""
         if self.chunked is None:
             self.chunked = len(framed) > len(data)
@@ -191,7 +191,7 @@ class BodySink:
         return write_nowait(self.stream, framed) if framed else b""
 
     async def send_rest(self, rest: bytes | memoryview) -> None:
-        await send_all(self.stream, rest)
+        await self.stream.send_all(rest)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         if kind == "end":

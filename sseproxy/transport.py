@@ -55,7 +55,8 @@ class Sink(Protocol):
         what is still to go, as it goes on the wire (for `send_rest`)."""
 
     async def send_rest(self, rest: bytes | memoryview) -> None:
-        """Write what `send_nowait` left, as is."""
+        """Write what `send_nowait` left, as is (waiting for the socket first: it just
+        took all it could)."""
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         """Finish: "end" cleanly (HTTP: terminating chunk; TCP: FIN), "close" without a
@@ -170,7 +171,7 @@ class StreamSink:
         return write_nowait(self.stream, piece.data)
 
     async def send_rest(self, rest: bytes | memoryview) -> None:
-        await send_all(self.stream, rest)
+        await self.stream.send_all(rest)
 
     async def stop(self, kind: StopKind, status: int | None, detail: str) -> None:
         await {"end": self.end, "close": self.close, "reset": self.reset}[kind]()
