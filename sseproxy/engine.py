@@ -161,6 +161,9 @@ class Chain:
         """A stop is queued for the sink: nothing may follow it."""
         self.source_queued = 0
         self.holders: list[FaultSlot] = []
+        self.watchers: list[FaultSlot] = []
+        """Slots whose fault may limit a blocked write (`write_watchdog` asks only them:
+        it is asked before every write)."""
         self.clock = now
         self.source_open = True
         """False once some stage passed a stop on: reading the source is pointless."""
@@ -277,7 +280,7 @@ class Chain:
         """The active fault with the shortest limit on one blocked write, if any."""
         limits = [
             (slot, limit)
-            for slot in self.slots
+            for slot in self.watchers
             if slot.active and not slot.done and (limit := slot.fault.write_timeout()) is not None
         ]
         return min(limits, key=lambda pair: pair[1]) if limits else None
@@ -298,6 +301,8 @@ class Chain:
             fault.response_started = True
         if type(fault).holding is not Fault.holding:
             self.holders.append(slot)
+        if type(fault).write_timeout is not Fault.write_timeout:
+            self.watchers.append(slot)
         limit = fault.in_flight_limit()
         slot.capacity = DEFAULT_CAPACITY if limit is None else limit
         if fault.needs_events():

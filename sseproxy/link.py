@@ -233,6 +233,11 @@ class Link:
     only when woken). The reader may then write what is due (see `_write_at_once`)."""
     backlog: _Backlog | None = None
     """What the reader wrote only in part, for the writer to finish first."""
+    nowait: bool = False
+    """The sink can write without waiting (`Sink.nowait`, asked once)."""
+
+    def __post_init__(self) -> None:
+        self.nowait = self.sink.nowait
 
     @property
     def slots(self) -> list[FaultSlot]:
@@ -297,7 +302,7 @@ class Link:
                         break
                     now = trio.current_time()
                     chain.feed(Piece(data), now)
-                    if self.writer_idle is not None and self.backlog is None and self.sink.nowait:
+                    if self.writer_idle is not None and self.backlog is None and self.nowait:
                         self._write_at_once(now, self.writer_idle)
                     else:
                         self._changed()
