@@ -20,7 +20,7 @@ import trio
 from sseproxy.faults.base import Piece
 from sseproxy.faults.idle_timeout import IdleTimeout
 from sseproxy.link import FaultSlot, LinkResult, run_link
-from sseproxy.transport import StreamSink
+from tests.test_link import TracingSink
 
 SMALL_BUFFER = 4096
 
@@ -32,7 +32,7 @@ def socket_pair(send_buffer: int | None = None) -> tuple[trio.SocketStream, trio
     return trio.SocketStream(one), trio.SocketStream(two)
 
 
-class CountingSink(StreamSink):
+class CountingSink(TracingSink):
     """Notes which way each data piece went: the writer's `send` or the reader's
     `send_nowait` (and what `send_nowait` left for `send_rest`)."""
 
@@ -41,7 +41,6 @@ class CountingSink(StreamSink):
         self.sent: list[bytes] = []
         self.sent_nowait: list[bytes] = []
         self.rests: list[int] = []
-        self.stops: list[tuple[str, float]] = []
 
     async def send(self, piece: Piece) -> None:
         self.sent.append(piece.data)
@@ -54,14 +53,6 @@ class CountingSink(StreamSink):
     async def send_rest(self, rest: bytes | memoryview) -> None:
         self.rests.append(len(rest))
         await super().send_rest(rest)
-
-    async def close(self) -> None:
-        self.stops.append(("close", trio.current_time()))
-        await super().close()
-
-    async def end(self) -> None:
-        self.stops.append(("end", trio.current_time()))
-        await super().end()
 
 
 def idle_timeout(timeout: float, counts: str = "bytes") -> FaultSlot:
