@@ -266,8 +266,12 @@ def _os_error_of(error: BaseException) -> OSError | None:
 
 
 def failure_reason(error: BaseException, side: str) -> str:
-    """'upstream-reset' / 'client-closed' ... from a Broken/Closed resource error."""
+    """'upstream-reset' / 'client-closed' ... from a Broken/Closed resource error.
+
+    EPIPE is a reset too: a write to a connection the peer reset, after an earlier call
+    took the ECONNRESET (the other direction's read, say). Which call gets which is up to
+    the scheduler, and the journal must not be."""
     cause = _os_error_of(error)
-    if cause is not None and cause.errno == errno.ECONNRESET:
+    if cause is not None and cause.errno in (errno.ECONNRESET, errno.EPIPE):
         return f"{side}-reset"
     return f"{side}-closed"
