@@ -32,6 +32,8 @@ from pathlib import Path
 from measure import latencies
 from paths import FRAMING_SCENARIO, HERE, HOST, BenchError, Children, start_sseproxy, start_upstream
 
+SETTLE = 1.0
+"""Seconds for the proxy to close the warm-up streams before the first snapshot."""
 TRACED = """\
 import gc, os, signal, sys, tracemalloc
 tracemalloc.start(30)
@@ -112,6 +114,7 @@ def memory(args: argparse.Namespace, children: Children) -> None:
         return taken
 
     IdleStreams(port, 50).close()  # warm-up: first-use caches are not per stream
+    time.sleep(SETTLE)  # the proxy lets the warm-up's connections go
     before = take()
     streams = IdleStreams(port, args.streams)
     after = take()

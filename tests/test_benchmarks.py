@@ -8,6 +8,7 @@ path, and that a wrong byte count really fails.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,3 +81,24 @@ def test_downloads_are_checked_to_the_byte(upstream: int, workload: Download) ->
     wrong = Download(workload.key, "", workload.route, workload.param, workload.size + 1, "")
     with pytest.raises(BenchError, match="body bytes, expected 200 and"):
         download(upstream, wrong, 700)
+
+
+def test_the_profiler_reports_cpu_per_event_and_memory_per_stream() -> None:
+    """benchmarks/profile.py, tiny: the figures are there and plausible, not timed."""
+
+    def profile(*argv: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(BENCHMARKS / "profile.py"), *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    timing = profile("cpu", "http", "--streams", "10", "--events", "3", "--period", "0.05")
+    assert re.match(r"http: p50 \d+ us \(direct \d+, [+-]\d+\), .* proxy CPU [\d.]+ us", timing)
+    heap = profile("memory", "tcp", "--streams", "20", "--top", "3")
+    kept = re.match(r"Python heap kept per idle stream: ([\d,]+) B", heap)
+    assert kept and 1000 < int(kept[1].replace(",", "")) < 100_000, heap
+    assert "by innermost sseproxy frame" in heap and "sseproxy/" in heap
