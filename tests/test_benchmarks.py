@@ -97,7 +97,9 @@ def test_the_profiler_reports_cpu_per_event_and_memory_per_stream() -> None:
         return done.stdout
 
     timing = profile("cpu", "http", "--streams", "10", "--events", "3", "--period", "0.05")
-    assert re.match(r"http: p50 \d+ us \(direct \d+, [+-]\d+\), .* proxy CPU [\d.]+ us", timing)
+    assert re.match(
+        r"http: p50 \d+ us \(direct \d+, [+-]\d+\), .* proxy CPU (too little|[\d.]+ us)", timing
+    )
     heap = profile("memory", "tcp", "--streams", "20", "--top", "3")
     kept = re.match(r"Python heap kept per idle stream: ([\d,]+) B", heap)
     assert kept and 1000 < int(kept[1].replace(",", "")) < 100_000, heap
