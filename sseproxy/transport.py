@@ -98,9 +98,11 @@ async def send_all(stream: trio.abc.SendStream, data: bytes | memoryview) -> Non
     """`stream.send_all(data)`, without a trip through the scheduler when the socket
     takes all of it at once (the common case for an event): the link's next read is the
     checkpoint. Only one task may write to a stream, as with trio's own `send_all`."""
-    rest = write_nowait(stream, data) if data else data
-    if rest or not data:
-        await stream.send_all(rest)
+    if data:
+        data = write_nowait(stream, data)
+        if not data:
+            return
+    await stream.send_all(data)
 
 
 def write_nowait(stream: trio.abc.SendStream, data: bytes | memoryview) -> bytes | memoryview:
