@@ -119,6 +119,19 @@ def curl_through(proxy: subprocess.Popen[str]) -> str:
     return subprocess.run(curl, capture_output=True, text=True, timeout=20, check=False).stdout
 
 
+def wait_for_close(journal: Path) -> None:
+    """The proxy journals a connection's close just after curl saw the stream end: wait
+    for that record, so that the Ctrl-C of `stop` does not overtake it (and turn it into
+    a shutdown)."""
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        lines = journal.read_text().splitlines() if journal.exists() else []
+        if any(json.loads(line)["kind"] == "closed" for line in lines if line.endswith("}")):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no closed record in {journal} within {STARTUP}s")
+
+
 def stop(proxy: subprocess.Popen[str]) -> None:
     proxy.send_signal(signal.SIGINT)
     assert proxy.wait(timeout=10) == 0
@@ -146,6 +159,7 @@ def test_quiet_turns_it_off(tmp_path: Path) -> None:
     terminal, proxy = run_on_a_terminal(tmp_path, "--quiet")
     try:
         assert curl_through(proxy) == 'id: 1\ndata: {"n": 1}\n\n'
+        wait_for_close(tmp_path / "run.jsonl")
     finally:
         stop(proxy)
     closed = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
